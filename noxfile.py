@@ -1,0 +1,78 @@
+"""Development tasks.
+
+``python -m nox`` runs the default sessions (lint, typing, tests, docs) with the
+interpreter that runs nox; ``python -m nox -s tests -- -k codec`` passes arguments
+through to pytest.
+"""
+
+from __future__ import annotations
+
+import nox
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+nox.needs_version = ">=2025.2.9"  # nox.project.dependency_groups
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "typing", "tests", "docs"]
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+#: What the ``tests`` session installs for each value of ``extras``.
+EXTRAS = {"trio": ".[trio,msgpack]", "none": ".[msgpack]"}
+#: Left out of the ``test`` group when Trio must be absent.
+TRIO_PACKAGES = frozenset({"trio", "pytest-trio"})
+
+
+def group(name: str, *, without: frozenset[str] = frozenset()) -> list[str]:
+    """Return the requirements of one ``[dependency-groups]`` entry.
+
+    pip 23 has no ``--group`` option, hence this helper.
+    """
+    return [
+        req
+        for req in nox.project.dependency_groups(PYPROJECT, name)
+        if canonicalize_name(Requirement(req).name) not in without
+    ]
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style and formatting with ruff."""
+    session.install(*group("lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(name="typing")
+def typing_(session: nox.Session) -> None:
+    """Type-check with mypy and pyright and verify the public API is typed."""
+    session.install(EXTRAS["trio"], *group("typing"))
+    session.run("mypy")
+    session.run("pyright")
+    session.run("pyright", "--verifytypes", "isolated_workers", "--ignoreexternal")
+
+
+@nox.session
+@nox.parametrize("extras", list(EXTRAS))
+def tests(session: nox.Session, extras: str) -> None:
+    """Run the test suite, with Trio installed or without it (asyncio only)."""
+    without = frozenset() if extras == "trio" else TRIO_PACKAGES
+    session.install(EXTRAS[extras], *group("test", without=without))
+    if extras == "none":
+        # A leftover Trio would silently turn this run into the other variant.
+        session.run(
+            "python",
+            "-c",
+            "import importlib.util as u, sys;"
+            "sys.exit('trio is installed' if u.find_spec('trio') else 0)",
+        )
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the HTML docs, turning every warning into an error."""
+    session.install(EXTRAS["trio"], *group("docs"))
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html"
+    )

@@ -1,0 +1,46 @@
+"""What a worker learns from its host before it connects.
+
+The host writes one JSON line into a pipe that only the child inherits; the
+child finds the pipe through an environment variable holding just the fd
+number. The secret therefore never appears on a command line or in the
+environment, both of which other local users can read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+__all__ = ["BOOTSTRAP_ENV", "read_bootstrap", "write_bootstrap"]
+
+#: Set in a worker's environment by its host; holds the bootstrap pipe's fd.
+BOOTSTRAP_ENV = "ISOLATED_WORKERS_BOOTSTRAP_FD"
+
+
+def write_bootstrap(fd: int, info: dict[str, Any]) -> None:
+    data = json.dumps(info).encode() + b"\n"
+    while data:  # far below a pipe's capacity, so this never blocks
+        data = data[os.write(fd, data) :]
+
+
+def read_bootstrap() -> dict[str, Any] | None:
+    """Read the host's bootstrap line; `None` outside a worker process.
+
+    The variable is removed so that the worker's own subprocesses do not take
+    themselves for workers.
+    """
+    value = os.environ.pop(BOOTSTRAP_ENV, None)
+    if value is None:
+        return None
+    fd = int(value)
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            raise RuntimeError("the host closed the bootstrap pipe before writing to it")
+        line += chunk
+    os.set_inheritable(fd, False)
+    info: dict[str, Any] = json.loads(line)
+    info["pipe_fd"] = fd
+    return info

@@ -1,0 +1,398 @@
+"""`open_worker` and `start_worker`: spawning a worker and handing out its client."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal, TypedDict, Unpack
+
+import anyio
+from anyio.abc import ByteStream, Process, TaskStatus
+
+from ._bootstrap import BOOTSTRAP_ENV, write_bootstrap
+from ._client import WorkerClient
+from ._codec import unstructure
+from ._errors import SerializerMismatchError, WorkerStartupError
+from ._framing import FrameReader, Kind, encode_frame
+from ._handshake import AuthenticationError, host_authenticate
+from ._process import kill_group, spawn, stop_and_reap
+from ._registry import MessageRegistry
+from ._serializers import JsonSerializer, Serializer
+from ._timeouts import Timeouts
+from ._util import DEFAULT_MAX_FRAME_SIZE, current_backend, json_dumps, json_loads, raise_single
+
+__all__ = ["WorkerOptions", "open_worker", "start_worker"]
+
+Backend = Literal["asyncio", "trio"]
+# AF_UNIX socket paths are limited to 108 bytes on Linux, 104 on macOS.
+_MAX_SOCKET_PATH = 104 if sys.platform == "darwin" else 108
+
+
+class WorkerOptions(TypedDict, total=False):
+    """The keyword options of `open_worker`, for `start_worker`'s ``**options``."""
+
+    args: Sequence[str]
+    python: str | os.PathLike[str] | None
+    env: Mapping[str, str] | None
+    inherit_env: bool
+    cwd: str | os.PathLike[str] | None
+    startup_data: Any
+    timeouts: Timeouts | float | None
+    serializer: Serializer | None
+    backend: Backend | None
+    max_frame_size: int
+
+
+@asynccontextmanager
+async def open_worker(
+    target: str | os.PathLike[str],
+    *,
+    messages: MessageRegistry,
+    args: Sequence[str] = (),
+    python: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    inherit_env: bool = True,
+    cwd: str | os.PathLike[str] | None = None,
+    startup_data: Any = None,
+    timeouts: Timeouts | float | None = None,
+    serializer: Serializer | None = None,
+    backend: Backend | None = None,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+) -> AsyncIterator[WorkerClient]:
+    """Start a worker process and yield its `WorkerClient`; close it on exit.
+
+    Args:
+        target: A module name, run as ``python -m target``, or the path of a
+            ``.py`` script.
+        messages: The registry shared with the worker.
+        args: Extra command-line arguments for the worker.
+        python: The interpreter (default: `sys.executable`).
+        env: Variables added to the inherited environment, or the whole
+            environment when ``inherit_env`` is false.
+        inherit_env: Whether the worker inherits the host's environment.
+        cwd: The worker's working directory (default: the host's).
+        startup_data: Data the worker reads with `get_startup_data`: plain
+            data or attrs instances; bytes travel as base64 text.
+        timeouts: A `Timeouts`, or a number of seconds for startup, connect
+            and message.
+        serializer: Message serializer; must match the worker's (default:
+            `JsonSerializer`).
+        backend: The worker's event loop, ``"asyncio"`` or ``"trio"``
+            (default: the host's own).
+        max_frame_size: The largest message sent or accepted, in bytes.
+
+    Raises:
+        WorkerStartupError: The worker could not be started or did not become
+            ready within ``Timeouts.startup``; nothing is left behind.
+        SerializerMismatchError: The worker uses another serializer.
+    """
+    launch = _Launch.build(
+        target,
+        messages=messages,
+        args=args,
+        python=python,
+        env=env,
+        inherit_env=inherit_env,
+        cwd=cwd,
+        startup_data=startup_data,
+        timeouts=timeouts,
+        serializer=serializer,
+        backend=backend,
+        max_frame_size=max_frame_size,
+    )
+    try:
+        async with anyio.create_task_group() as task_group:
+            client = await launch.start(task_group)
+            try:
+                yield client
+            finally:
+                await client.aclose()
+                task_group.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise_single(group)
+
+
+async def start_worker(
+    target: str | os.PathLike[str],
+    *,
+    messages: MessageRegistry,
+    task_status: TaskStatus[WorkerClient] = anyio.TASK_STATUS_IGNORED,
+    **options: Unpack[WorkerOptions],
+) -> None:
+    """Run a worker for as long as this task runs, for ``task_group.start``::
+
+        client = await task_group.start(start_worker, "app.worker", messages=M)
+
+    It takes the options of `open_worker`. Cancelling the task closes the worker.
+    """
+    async with open_worker(target, messages=messages, **options) as client:
+        task_status.started(client)
+        await anyio.sleep_forever()
+
+
+class _Launch:
+    """Everything needed to spawn one worker, checked before anything starts."""
+
+    def __init__(
+        self,
+        *,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str | os.PathLike[str] | None,
+        messages: MessageRegistry,
+        serializer: Serializer,
+        timeouts: Timeouts,
+        max_frame_size: int,
+        hello: bytes,
+        target: str,
+    ) -> None:
+        self.argv = argv
+        self.env = env
+        self.cwd = cwd
+        self.messages = messages
+        self.serializer = serializer
+        self.timeouts = timeouts
+        self.max_frame_size = max_frame_size
+        self.hello = hello
+        self.target = target
+
+    @classmethod
+    def build(
+        cls,
+        target: str | os.PathLike[str],
+        *,
+        messages: MessageRegistry,
+        args: Sequence[str],
+        python: str | os.PathLike[str] | None,
+        env: Mapping[str, str] | None,
+        inherit_env: bool,
+        cwd: str | os.PathLike[str] | None,
+        startup_data: Any,
+        timeouts: Timeouts | float | None,
+        serializer: Serializer | None,
+        backend: Backend | None,
+        max_frame_size: int,
+    ) -> _Launch:
+        if not isinstance(messages, MessageRegistry):
+            raise TypeError("messages must be a MessageRegistry made by define_messages()")
+        if backend is None:
+            backend = "trio" if current_backend() == "trio" else "asyncio"
+        elif backend not in ("asyncio", "trio"):
+            raise ValueError(f"backend must be 'asyncio' or 'trio', not {backend!r}")
+        if not 0 < max_frame_size < 2**32:
+            raise ValueError("max_frame_size must be between 1 and 2**32 - 1 bytes")
+        serializer = serializer if serializer is not None else JsonSerializer()
+        target = os.fspath(target)
+        interpreter = os.fspath(python) if python is not None else sys.executable
+        if target.endswith(".py") or os.sep in target:
+            script = Path(cwd or ".", target)
+            if not script.is_file():
+                raise WorkerStartupError(f"worker script {str(script)!r} does not exist")
+            argv = [interpreter, target, *args]
+        else:
+            argv = [interpreter, "-m", target, *args]
+        try:
+            startup = json_dumps(
+                {
+                    "serializer": serializer.name,
+                    "messages": messages.fingerprint,
+                    "backend": backend,
+                    "startup_data": unstructure(startup_data),
+                }
+            )
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"startup_data cannot be sent to the worker: {exc}") from exc
+        full_env = {**os.environ, **(env or {})} if inherit_env else dict(env or {})
+        return cls(
+            argv=argv,
+            env=full_env,
+            cwd=cwd,
+            messages=messages,
+            serializer=serializer,
+            timeouts=Timeouts.coerce(timeouts),
+            max_frame_size=max_frame_size,
+            hello=startup,
+            target=target,
+        )
+
+    async def start(self, task_group: anyio.abc.TaskGroup) -> WorkerClient:
+        """Spawn the worker and wait until it is ready; leave nothing behind on failure."""
+        if len(self.hello) > self.max_frame_size:
+            raise WorkerStartupError("startup_data is larger than max_frame_size")
+        directory, listener = _listen()
+        read_fd, write_fd = os.pipe()
+        process: Process | None = None
+        try:
+            secret = os.urandom(32)
+            connect = self.timeouts.connect
+            write_bootstrap(
+                write_fd,
+                {
+                    "socket": listener.getsockname(),
+                    "secret": secret.hex(),
+                    "connect_timeout": connect if math.isfinite(connect) else None,
+                    "max_frame_size": self.max_frame_size,
+                },
+            )
+            env = {**self.env, BOOTSTRAP_ENV: str(read_fd)}
+            try:
+                process = await spawn(self.argv, env=env, cwd=self.cwd, pass_fds=[read_fd])
+            finally:
+                os.close(read_fd)
+            stream, reader, pid = await self._handshake(process, listener, secret)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                if process is not None:
+                    kill_group(process.pid)
+                    await stop_and_reap(process, 0)
+            os.close(write_fd)
+            raise
+        finally:
+            listener.close()
+            shutil.rmtree(directory, ignore_errors=True)
+        del pid  # the worker reports its pid; the process handle is the source of truth
+        return WorkerClient(
+            process=process,
+            stream=stream,
+            reader=reader,
+            messages=self.messages,
+            serializer=self.serializer,
+            timeouts=self.timeouts,
+            max_frame_size=self.max_frame_size,
+            pipe_fd=write_fd,
+            task_group=task_group,
+        )
+
+    async def _handshake(
+        self, process: Process, listener: socket.socket, secret: bytes
+    ) -> tuple[ByteStream, FrameReader, int]:
+        exit_code: int | None = None
+        stream: ByteStream | None = None
+        with anyio.move_on_after(self.timeouts.startup) as deadline:
+            async with anyio.create_task_group() as race:
+
+                async def watch_exit() -> None:
+                    nonlocal exit_code
+                    exit_code = await process.wait()
+                    if stream is None:  # not connected yet: stop waiting for it
+                        race.cancel_scope.cancel()
+
+                race.start_soon(watch_exit)
+                stream = await _accept_authenticated(listener, secret)
+                try:
+                    await stream.send(encode_frame(Kind.HELLO, 0, self.hello, 2**32 - 1))
+                    reader = FrameReader(stream, self.max_frame_size)
+                    ready = await _receive_ready(reader)
+                except BaseException:
+                    await anyio.aclose_forcefully(stream)
+                    raise
+                race.cancel_scope.cancel()
+        if deadline.cancelled_caught:
+            raise WorkerStartupError(
+                f"worker {self.target!r} did not become ready within "
+                f"{self.timeouts.startup:g} s (did it call run_worker()?)"
+            )
+        if stream is None or ready is None:
+            if stream is not None:
+                await anyio.aclose_forcefully(stream)
+            if exit_code is None:
+                with anyio.move_on_after(self.timeouts.shutdown):
+                    exit_code = await process.wait()
+            raise WorkerStartupError(
+                f"worker {self.target!r} exited (code {exit_code}) before it was ready; "
+                "its stderr may say why"
+            )
+        if not ready.get("ok"):
+            await anyio.aclose_forcefully(stream)
+            message = str(ready.get("message", "the worker refused to start"))
+            if ready.get("error") == "SerializerMismatchError":
+                raise SerializerMismatchError(message)
+            raise WorkerStartupError(message)
+        return stream, reader, int(ready.get("pid", process.pid))
+
+
+def _listen() -> tuple[str, socket.socket]:
+    """A listening Unix socket, alone in a fresh 0700 directory; the socket is 0600."""
+    base = tempfile.gettempdir()
+    # mkdtemp names are 8 random characters; "/s" names the socket.
+    if len(os.path.join(base, "isolated-workers-xxxxxxxx", "s")) >= _MAX_SOCKET_PATH:
+        base = "/tmp"
+    directory = tempfile.mkdtemp(prefix="isolated-workers-", dir=base)
+    path = os.path.join(directory, "s")
+    if len(path.encode()) >= _MAX_SOCKET_PATH:
+        os.rmdir(directory)
+        raise WorkerStartupError(
+            f"the socket path {path!r} exceeds the AF_UNIX limit of "
+            f"{_MAX_SOCKET_PATH - 1} bytes; set TMPDIR to a shorter directory"
+        )
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(path)
+        os.chmod(path, 0o600)
+        listener.listen(8)
+        listener.setblocking(False)
+    except BaseException:
+        listener.close()
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    return directory, listener
+
+
+async def _accept_authenticated(listener: socket.socket, secret: bytes) -> ByteStream:
+    """Accept connections until one proves it knows ``secret``.
+
+    Each peer is authenticated in a task of its own, so a silent one cannot
+    hold up the real worker.
+    """
+    winner: list[ByteStream] = []
+
+    async def authenticate(conn: socket.socket) -> None:
+        try:
+            stream = await anyio.abc.UNIXSocketStream.from_socket(conn)
+        except BaseException:
+            conn.close()
+            raise
+        try:
+            await host_authenticate(stream, secret)
+        except (AuthenticationError, anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+            await anyio.aclose_forcefully(stream)
+            return
+        except BaseException:
+            await anyio.aclose_forcefully(stream)
+            raise
+        if winner:
+            await anyio.aclose_forcefully(stream)
+            return
+        winner.append(stream)
+        peers.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as peers:
+        while True:
+            await anyio.wait_readable(listener)
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                continue
+            conn.setblocking(False)
+            peers.start_soon(authenticate, conn)
+    return winner[0]
+
+
+async def _receive_ready(reader: FrameReader) -> dict[str, Any] | None:
+    """The worker's READY frame, or `None` if it hung up first."""
+    try:
+        frames = await reader.receive()
+    except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+        return None
+    kind, _, body = frames[0]
+    if kind != Kind.READY or len(frames) > 1:
+        raise WorkerStartupError("the worker broke the handshake protocol")
+    ready: dict[str, Any] = json_loads(body)
+    return ready

@@ -1,0 +1,78 @@
+"""Message bodies: what the serializer carries inside a frame.
+
+Every body is ``[wire_name, payload, meta]`` in plain data. Errors travel as
+a payload describing the exception, never as a pickled exception.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from ._codec import unstructure
+from ._errors import ProtocolError, RemoteError
+from ._serializers import Serializer
+
+__all__ = ["decode_body", "describe_exception", "encode_body", "error_from_payload"]
+
+
+def encode_body(serializer: Serializer, name: str, payload: Any, meta: Any = None) -> bytes:
+    """Serialize one message; any failure becomes a `ProtocolError`."""
+    try:
+        return serializer.dumps([name, unstructure(payload), meta])
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        raise ProtocolError(f"cannot serialize {name!r}: {exc}") from exc
+
+
+def decode_body(serializer: Serializer, body: bytes) -> tuple[str, Any, Any]:
+    """Parse one message; undecodable or misshapen bodies raise `ProtocolError`."""
+    try:
+        decoded = serializer.loads(body)
+    except RecursionError:
+        raise ProtocolError("message nested too deeply to decode") from None
+    except Exception as exc:
+        raise ProtocolError(f"undecodable message ({type(exc).__name__}: {exc})") from None
+    if (
+        not isinstance(decoded, list)
+        or len(decoded) != 3
+        or not isinstance(decoded[0], str)
+    ):
+        raise ProtocolError("malformed message: expected [type, payload, meta]")
+    return decoded[0], decoded[1], decoded[2]
+
+
+def describe_exception(exc: BaseException, *, protocol: bool = False) -> dict[str, Any]:
+    """Plain-data description of an exception raised in the worker.
+
+    ``protocol`` marks the worker's own refusals (a bad or unknown message), which
+    the host raises as `ProtocolError` rather than `RemoteError`.
+    """
+    cls = type(exc)
+    code = getattr(exc, "errno", None)
+    if code is None:
+        code = getattr(exc, "code", None)
+    if not isinstance(code, int | str) or isinstance(code, bool):
+        code = None
+    return {
+        "type": f"{cls.__module__}.{cls.__qualname__}",
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+        "code": code,
+        "protocol": protocol,
+    }
+
+
+def error_from_payload(payload: Any) -> Exception:
+    """Rebuild the host-side error from `describe_exception`'s output."""
+    if not isinstance(payload, dict):
+        return ProtocolError("malformed error reply from the worker")
+    message = str(payload.get("message", ""))
+    if payload.get("protocol") is True:
+        return ProtocolError(message)
+    code = payload.get("code")
+    return RemoteError.build(
+        str(payload.get("type", "builtins.Exception")),
+        message,
+        str(payload.get("traceback", "")),
+        code if isinstance(code, int | str) else None,
+    )

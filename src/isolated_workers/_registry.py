@@ -1,0 +1,197 @@
+"""`define_messages` and the immutable `MessageRegistry` it returns."""
+
+from __future__ import annotations
+
+import sys
+import types
+import typing
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import attrs
+
+from ._codec import Structurer, structurer_for
+from ._messages import Notification, Request
+
+__all__ = ["MessageRegistry", "MessageSpec", "define_messages"]
+
+Kind = Literal["request", "notification"]
+
+
+@attrs.frozen
+class MessageSpec:
+    """What the registry knows of one message class."""
+
+    cls: type
+    name: str
+    kind: Kind
+    result_type: Any
+    structure: Structurer
+    structure_result: Structurer | None
+
+
+class MessageRegistry:
+    """The message contract shared by host and worker; made by `define_messages`.
+
+    Iterating yields the message classes in definition order;
+    ``registry["Resize"]`` looks a class up by wire name; ``"Resize" in
+    registry`` (or ``Resize in registry``) tells whether it is registered.
+    """
+
+    __slots__ = ("_by_class", "_by_name", "_fingerprint")
+
+    def __init__(self, specs: list[MessageSpec]) -> None:
+        self._by_name = {spec.name: spec for spec in specs}
+        self._by_class = {spec.cls: spec for spec in specs}
+        self._fingerprint = {spec.name: _describe(spec) for spec in specs}
+
+    def __iter__(self) -> Iterator[type]:
+        return iter(self._by_class)
+
+    def __len__(self) -> int:
+        return len(self._by_class)
+
+    def __getitem__(self, name: str) -> type:
+        return self._by_name[name].cls
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._by_name or item in self._by_class
+
+    def __repr__(self) -> str:
+        return f"MessageRegistry({', '.join(self._by_name)})"
+
+    def result_type(self, cls: type) -> Any:
+        """The declared result type of request class ``cls`` (`None` for others)."""
+        return self.spec_for(cls).result_type
+
+    def is_request(self, cls: type) -> bool:
+        """Whether ``cls`` is a request (it has a result) rather than a notification."""
+        return self.spec_for(cls).kind == "request"
+
+    def spec_for(self, cls: type) -> MessageSpec:
+        try:
+            return self._by_class[cls]
+        except KeyError:
+            raise KeyError(f"{cls.__qualname__} is not in {self!r}") from None
+
+    def spec_named(self, name: str) -> MessageSpec | None:
+        return self._by_name.get(name)
+
+    @property
+    def fingerprint(self) -> dict[str, str]:
+        """A description of every message, compared at the handshake."""
+        return dict(self._fingerprint)
+
+    def differences(self, other: dict[str, str]) -> list[str]:
+        """Names of the messages that differ from another side's fingerprint."""
+        names = self._fingerprint.keys() | other.keys()
+        return sorted(n for n in names if self._fingerprint.get(n) != other.get(n))
+
+
+def define_messages(*classes: type) -> MessageRegistry:
+    """Register message classes as the contract between host and worker.
+
+    Args:
+        *classes: attrs classes deriving from `Request` or `Notification`.
+
+    Returns:
+        An immutable `MessageRegistry`.
+
+    Raises:
+        TypeError: A class is not an attrs class, derives from neither base,
+            has a result or field type that cannot be resolved or carried, or
+            shares its wire name with another class.
+    """
+    specs: list[MessageSpec] = []
+    seen: dict[str, type] = {}
+    for cls in classes:
+        spec = _spec_for(cls)
+        if spec.name in seen:
+            raise TypeError(
+                f"{cls.__qualname__} and {seen[spec.name].__qualname__} share the "
+                f"wire name {spec.name!r}; set message_type on one of them"
+            )
+        seen[spec.name] = cls
+        specs.append(spec)
+    return MessageRegistry(specs)
+
+
+def _spec_for(cls: type) -> MessageSpec:
+    if not isinstance(cls, type) or not attrs.has(cls):
+        raise TypeError(f"{cls!r} is not an attrs class; decorate it with @attrs.frozen")
+    name = cls.__dict__.get("message_type") or getattr(cls, "message_type", None)
+    if not isinstance(name, str) or not name:
+        name = cls.__name__
+    try:
+        attrs.resolve_types(cls)
+    except Exception as exc:
+        raise TypeError(f"cannot resolve the field types of {cls.__qualname__}: {exc}") from exc
+    try:
+        structure = structurer_for(cls)
+        for field in attrs.fields(cls):
+            structurer_for(field.type if field.type is not None else Any)
+    except TypeError as exc:
+        raise TypeError(f"{cls.__qualname__}: {exc}") from None
+    if issubclass(cls, Request):
+        result_type = _result_type(cls)
+        try:
+            structure_result = structurer_for(result_type)
+        except TypeError as exc:
+            raise TypeError(f"result type of {cls.__qualname__}: {exc}") from None
+        return MessageSpec(cls, name, "request", result_type, structure, structure_result)
+    if issubclass(cls, Notification):
+        return MessageSpec(cls, name, "notification", None, structure, None)
+    raise TypeError(
+        f"{cls.__qualname__} derives from neither Request[...] nor Notification"
+    )
+
+
+def _result_type(cls: type) -> Any:
+    for klass in cls.__mro__:
+        for base in klass.__dict__.get("__orig_bases__", ()):
+            if typing.get_origin(base) is Request:
+                (arg,) = typing.get_args(base)
+                return _resolve(arg, klass)
+    raise TypeError(f"{cls.__qualname__} must name its result type: Request[ResultType]")
+
+
+def _resolve(tp: Any, owner: type) -> Any:
+    if isinstance(tp, str):
+        tp = typing.ForwardRef(tp)
+    if isinstance(tp, typing.ForwardRef) or typing.get_args(tp):
+        namespace = vars(sys.modules[owner.__module__])
+        try:
+            # Wrapping in a list lets get_type_hints' machinery resolve nested refs.
+            return typing.get_type_hints(
+                type("_", (), {"__annotations__": {"r": tp}}), namespace
+            )["r"]
+        except Exception as exc:
+            raise TypeError(
+                f"cannot resolve the result type {tp!r} of {owner.__qualname__}: {exc}"
+            ) from exc
+    return tp
+
+
+def _describe(spec: MessageSpec) -> str:
+    fields = ",".join(
+        f"{field.name}:{_type_name(field.type)}" for field in attrs.fields(spec.cls)
+    )
+    result = f"->{_type_name(spec.result_type)}" if spec.kind == "request" else ""
+    return f"{spec.kind}({fields}){result}"
+
+
+def _type_name(tp: Any) -> str:
+    # Qualified names without modules: host and worker may import one
+    # contract under different module names.
+    if tp is None or tp is type(None):
+        return "None"
+    args = typing.get_args(tp)
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        return "|".join(_type_name(a) for a in args)
+    if origin is not None:
+        name = getattr(origin, "__qualname__", None) or repr(origin).replace("typing.", "")
+        return f"{name}[{','.join(_type_name(a) for a in args)}]"
+    if isinstance(tp, type):
+        return tp.__qualname__
+    return repr(tp).replace("typing.", "")

@@ -1,0 +1,63 @@
+"""Small helpers shared by host and worker."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from typing import Any, NoReturn
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "current_backend",
+    "json_dumps",
+    "json_loads",
+    "raise_single",
+]
+
+DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024
+
+
+def _bytes_as_text(obj: object) -> str:
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return base64.b64encode(obj).decode("ascii")
+    raise TypeError(f"{type(obj).__name__} cannot be sent in startup data")
+
+
+def json_dumps(obj: Any) -> bytes:
+    """The handshake's own encoding, independent of the message serializer."""
+    return json.dumps(obj, separators=(",", ":"), default=_bytes_as_text).encode()
+
+
+def json_loads(data: bytes) -> Any:
+    return json.loads(data)
+
+
+def current_backend() -> str:
+    """Name of the running event loop's library: ``"trio"`` or ``"asyncio"``."""
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            pass
+        else:
+            return "trio"
+    return "asyncio"
+
+
+def raise_single(group: BaseExceptionGroup[Any]) -> NoReturn:
+    """Re-raise the only exception of a task group's group, else the group.
+
+    The library's background tasks never raise, so a group from one of its
+    task groups holds the user's own exception (or a cancellation) alone.
+    """
+    if len(group.exceptions) != 1:
+        raise group
+    error = group.exceptions[0]
+    context = error.__context__
+    try:
+        raise error
+    finally:
+        error.__context__ = context  # not the group we are unwrapping
+        del error, group

@@ -1,0 +1,68 @@
+"""Fixtures shared by the whole suite.
+
+- ``anyio_backend``: every ``pytest.mark.anyio`` test runs on asyncio (debug mode)
+  and, when it is installed, on Trio.
+- ``worker_backend``: the event loop of the worker process; a test that requests it
+  covers all four host/worker pairings.
+- ``check_leaks`` (autouse): fails a test that leaves fds, processes, zombies or
+  socket directories behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests import _leaks
+
+HAVE_TRIO = importlib.util.find_spec("trio") is not None
+
+_HOST_BACKENDS = [pytest.param(("asyncio", {"debug": True}), id="asyncio")]
+_WORKER_BACKENDS = [pytest.param("asyncio", id="w-asyncio")]
+if HAVE_TRIO:
+    _HOST_BACKENDS.append(pytest.param("trio", id="trio"))
+    _WORKER_BACKENDS.append(pytest.param("trio", id="w-trio"))
+
+_PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Adopt orphaned descendants so the leak check sees (and can reap) them."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(errno)}")
+
+
+@pytest.fixture(params=_HOST_BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> str | tuple[str, dict[str, Any]]:
+    """The host's event loop, for anyio's pytest plugin."""
+    backend: str | tuple[str, dict[str, Any]] = request.param
+    return backend
+
+
+@pytest.fixture(params=_WORKER_BACKENDS)
+def worker_backend(request: pytest.FixtureRequest) -> str:
+    """The event loop the worker process runs: ``"asyncio"`` or ``"trio"``."""
+    backend: str = request.param
+    return backend
+
+
+@pytest.fixture(autouse=True)
+def check_leaks() -> Iterator[None]:
+    """Fail the test if it leaves anything behind; kill any processes it left."""
+    before = _leaks.snapshot()
+    yield
+    leaks = _leaks.wait_for_no_leaks(before)
+    if leaks:
+        report = leaks.describe()  # before the kill, while cmdlines are readable
+        # Kill and reap now so that these processes do not trouble the next test.
+        _leaks.kill_and_reap(leaks.procs | leaks.zombies)
+        pytest.fail(f"the test leaked resources:\n{report}", pytrace=False)
