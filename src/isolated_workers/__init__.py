@@ -5,6 +5,8 @@ Works on Trio and asyncio, in host and worker alike.
 
 from __future__ import annotations
 
+import contextlib
+
 from ._client import WorkerClient, WorkerState
 from ._errors import (
     ConnectionClosed,
@@ -63,10 +65,8 @@ def _fix_module_names() -> None:
     for name in __all__:
         obj = globals()[name]
         if getattr(obj, "__module__", "").startswith(f"{__name__}._"):
-            try:
+            with contextlib.suppress(AttributeError, TypeError):
                 obj.__module__ = __name__
-            except (AttributeError, TypeError):
-                pass
 
 
 _fix_module_names()

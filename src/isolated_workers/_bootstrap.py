@@ -38,7 +38,9 @@ def read_bootstrap() -> dict[str, Any] | None:
     while not line.endswith(b"\n"):
         chunk = os.read(fd, 4096)
         if not chunk:
-            raise RuntimeError("the host closed the bootstrap pipe before writing to it")
+            raise RuntimeError(
+                "the host closed the bootstrap pipe before writing to it"
+            )
         line += chunk
     os.set_inheritable(fd, False)
     info: dict[str, Any] = json.loads(line)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import itertools
 import logging
 import os
+from collections.abc import Callable
 from typing import Any, TypeVar, final, overload
 
 import anyio
@@ -178,10 +180,9 @@ class WorkerClient(AsyncResource):
         call = self._pending[tx] = _Call(spec)
         try:
             with anyio.move_on_after(self._timeouts.for_message(spec.cls)):
-                try:
+                # On failure the reader task settles the call with the reason.
+                with contextlib.suppress(*_STREAM_ERRORS):
                     await self._writer.send(frame)
-                except _STREAM_ERRORS:
-                    pass  # the reader task settles the call with the failure
                 await call.event.wait()
         finally:
             if not call.done:  # cancelled or timed out: cancel it in the worker
@@ -219,7 +220,11 @@ class WorkerClient(AsyncResource):
             try:
                 if self._state is WorkerState.READY:
                     self._state = WorkerState.CLOSING
-                self._settle_all(lambda name: WorkerClosedError(f"the worker was closed; {name!r} did not complete"))
+                self._settle_all(
+                    lambda name: WorkerClosedError(
+                        f"the worker was closed; {name!r} did not complete"
+                    )
+                )
                 if not self._exited.is_set():
                     self._writer.post(encode_frame(Kind.SHUTDOWN, 0, b"", self._max))
                 await stop_and_reap(self._process, self._timeouts.shutdown)
@@ -253,7 +258,8 @@ class WorkerClient(AsyncResource):
             # The framing is lost: nothing more can be read from this worker,
             # so it is stopped; its callers learn what went wrong.
             self._connected = False
-            self._settle_all(lambda name: ProtocolError(str(exc)))
+            message = str(exc)
+            self._settle_all(lambda name: ProtocolError(message))
             self._crash(ConnectionLost(exc))
             kill_group(self._process.pid)
             return
@@ -270,7 +276,9 @@ class WorkerClient(AsyncResource):
 
     def _on_frame(self, kind: int, tx: int, body: bytes) -> None:
         if kind not in (Kind.RESULT, Kind.ERROR):
-            logger.warning("dropping a frame of unexpected kind %d from worker %d", kind, self.pid)
+            logger.warning(
+                "dropping a frame of unexpected kind %d from worker %d", kind, self.pid
+            )
             return
         call = self._pending.pop(tx, None)
         if call is None:
@@ -284,7 +292,11 @@ class WorkerClient(AsyncResource):
         if kind == Kind.ERROR:
             call.settle(error=error_from_payload(payload))
         elif name != call.spec.name:
-            call.settle(error=ProtocolError(f"the worker answered {call.spec.name!r} with a {name!r} result"))
+            call.settle(
+                error=ProtocolError(
+                    f"the worker answered {call.spec.name!r} with a {name!r} result"
+                )
+            )
         else:
             call.settle(payload)
 
@@ -298,7 +310,7 @@ class WorkerClient(AsyncResource):
         self._failure = reason
         self._settle_all(lambda name: WorkerCrashedError(reason, name))
 
-    def _settle_all(self, make_error: Any) -> None:
+    def _settle_all(self, make_error: Callable[[str], BaseException]) -> None:
         pending, self._pending = self._pending, {}
         for call in pending.values():
             call.settle(error=make_error(call.spec.name))
@@ -306,4 +318,6 @@ class WorkerClient(AsyncResource):
     def _unavailable(self, name: str) -> Exception:
         if self._state is WorkerState.CRASHED and self._failure is not None:
             return WorkerCrashedError(self._failure, name, attempt=0)
-        return WorkerClosedError(f"the worker is {self._state.value}; cannot send {name!r}")
+        return WorkerClosedError(
+            f"the worker is {self._state.value}; cannot send {name!r}"
+        )

@@ -13,8 +13,8 @@ import enum
 import functools
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, Union
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal, Union, cast
 
 import attrs
 
@@ -29,27 +29,31 @@ class StructureError(ValueError):
 
 def unstructure(obj: Any) -> Any:
     """Turn attrs instances, tuples and enums into plain data, recursively."""
-    cls = type(obj)
+    cls = obj.__class__
     if cls in _SCALARS:
         return obj
-    fields = _field_names(cls)
+    try:
+        fields = _FIELDS[cls]
+    except KeyError:
+        fields = _FIELDS[cls] = _field_names(cls)
     if fields is not None:
         return {name: unstructure(getattr(obj, name)) for name in fields}
-    if cls is list or cls is tuple:
-        return [unstructure(item) for item in obj]
-    if isinstance(obj, Mapping):
-        return {key: unstructure(value) for key, value in obj.items()}
-    if isinstance(obj, enum.Enum):
-        return obj.value
-    if isinstance(obj, list | tuple):
-        return [unstructure(item) for item in obj]
+    if issubclass(cls, list | tuple):
+        return [unstructure(item) for item in cast("Sequence[Any]", obj)]
+    if issubclass(cls, Mapping):
+        mapping = cast("Mapping[Any, Any]", obj)
+        return {key: unstructure(value) for key, value in mapping.items()}
+    if issubclass(cls, enum.Enum):
+        return cast("enum.Enum", obj).value
     return obj  # the serializer decides whether it can carry it
 
 
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
 
 
-@functools.cache
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
+
+
 def _field_names(cls: type) -> tuple[str, ...] | None:
     if not attrs.has(cls):
         return None
@@ -86,8 +90,8 @@ def _structure_float(data: Any, path: str) -> Any:
 def _structure_bytes(data: Any, path: str) -> Any:
     if type(data) is bytes:
         return data
-    if isinstance(data, bytes | bytearray | memoryview):
-        return bytes(data)
+    if isinstance(data, bytearray | memoryview):
+        return bytes(cast("bytearray", data))
     if type(data) is str:  # text serializers carry bytes as base64
         try:
             return base64.b64decode(data, validate=True)
@@ -136,8 +140,8 @@ def structurer_for(tp: Any) -> Structurer:
             return _attrs_class(tp)
         if issubclass(tp, enum.Enum):
             return _enum(tp)
-        if tp in (list, tuple, dict):
-            return structurer_for(tp[Any])  # type: ignore[index]
+        if tp is list or tp is tuple or tp is dict:
+            return structurer_for(cast(Any, tp)[Any])
     raise TypeError(f"isolated-workers cannot structure values of type {tp!r}")
 
 
@@ -196,7 +200,8 @@ def _list(item_type: Any) -> Structurer:
     def to_list(data: Any, path: str) -> Any:
         if not isinstance(data, list | tuple):
             _fail(path, "list", data)
-        return [item(value, f"{path}[{i}]") for i, value in enumerate(data)]
+        values = cast("Sequence[Any]", data)
+        return [item(value, f"{path}[{i}]") for i, value in enumerate(values)]
 
     return to_list
 
@@ -204,20 +209,33 @@ def _list(item_type: Any) -> Structurer:
 def _tuple(args: tuple[Any, ...]) -> Structurer:
     if len(args) == 2 and args[1] is Ellipsis:
         as_list = _list(args[0])
-        return lambda data, path: tuple(as_list(data, path))
+
+        def to_variadic_tuple(data: Any, path: str) -> Any:
+            return tuple(as_list(data, path))
+
+        return to_variadic_tuple
     items = [structurer_for(arg) for arg in args]
 
     def to_tuple(data: Any, path: str) -> Any:
         if not isinstance(data, list | tuple):
             _fail(path, "tuple", data)
-        if len(data) != len(items):
+        values = cast("Sequence[Any]", data)
+        if len(values) != len(items):
             where = f"{path.lstrip('.')}: " if path else ""
             raise StructureError(
-                f"{where}expected {len(items)} items, got {len(data)}"
+                f"{where}expected {len(items)} items, got {len(values)}"
             )
-        return tuple(item(v, f"{path}[{i}]") for i, (item, v) in enumerate(zip(items, data)))
+        return tuple(
+            item(v, f"{path}[{i}]")
+            for i, (item, v) in enumerate(zip(items, values, strict=True))
+        )
 
     return to_tuple
+
+
+def _items(data: Any) -> Iterable[tuple[Any, Any]]:
+    items: Iterable[tuple[Any, Any]] = data.items()
+    return items
 
 
 def _dict(value_type: Any) -> Structurer:
@@ -226,8 +244,8 @@ def _dict(value_type: Any) -> Structurer:
     def to_dict(data: Any, path: str) -> Any:
         if not isinstance(data, dict):
             _fail(path, "dict", data)
-        out = {}
-        for key, item in data.items():
+        out: dict[str, Any] = {}
+        for key, item in _items(data):
             if type(key) is not str:
                 _fail(f"{path}[{key!r}]", "a str key", key)
             out[key] = value(item, f"{path}[{key!r}]")
@@ -250,7 +268,12 @@ def _attrs_class(cls: type) -> Structurer:
                 continue
             required = field.default is attrs.NOTHING
             fields.append(
-                (field.name, field.alias or field.name, structurer_for(field.type or Any), required)
+                (
+                    field.name,
+                    field.alias or field.name,
+                    structurer_for(field.type or Any),
+                    required,
+                )
             )
             names.add(field.name)
         prepared = True
@@ -260,18 +283,21 @@ def _attrs_class(cls: type) -> Structurer:
             prepare()
         if not isinstance(data, dict):
             _fail(path or cls.__name__, f"a {cls.__name__} object", data)
-        kwargs = {}
+        values = cast("dict[str, Any]", data)
+        kwargs: dict[str, Any] = {}
         for name, alias, convert, required in fields:
-            if name in data:
-                kwargs[alias] = convert(data[name], f"{path}.{name}")
+            if name in values:
+                kwargs[alias] = convert(values[name], f"{path}.{name}")
             elif required:
                 where = f"{path.lstrip('.')}: " if path else ""
                 raise StructureError(f"{where}missing field {name!r} of {cls.__name__}")
-        if len(data) > len(kwargs):
-            extra = sorted(set(data) - names)
+        if len(values) > len(kwargs):
+            extra = sorted(set(values) - names)
             if extra:
                 where = f"{path.lstrip('.')}: " if path else ""
-                raise StructureError(f"{where}unexpected field(s) {extra} for {cls.__name__}")
+                raise StructureError(
+                    f"{where}unexpected field(s) {extra} for {cls.__name__}"
+                )
         try:
             return cls(**kwargs)
         except (TypeError, ValueError) as exc:

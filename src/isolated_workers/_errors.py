@@ -141,10 +141,10 @@ class WorkerCrashedError(WorkerError):
         else:
             head = "Worker crashed unexpectedly"
         text = head + what
-        if isinstance(self.reason, Exited) and self.reason.signal in _SIGNAL_HINTS:
-            text += f": {_SIGNAL_HINTS[self.reason.signal]}"
-        elif not isinstance(self.reason, Exited):
+        if not isinstance(self.reason, Exited):
             text += f" ({self.reason.describe()})"
+        elif self.reason.signal is not None and self.reason.signal in _SIGNAL_HINTS:
+            text += f": {_SIGNAL_HINTS[self.reason.signal]}"
         return text
 
 
@@ -209,7 +209,9 @@ class RemoteError(WorkerError):
         variant = cls._builtin_variants.get(builtin)
         if variant is None:
             try:
-                variant = type(f"Remote{name}", (cls, builtin), {"__module__": __name__})
+                variant = type(
+                    f"Remote{name}", (cls, builtin), {"__module__": __name__}
+                )
             except TypeError:  # pragma: no cover - layout conflicts
                 variant = cls
             cls._builtin_variants[builtin] = variant

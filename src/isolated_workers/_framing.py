@@ -7,6 +7,7 @@ read; writers coalesce the frames queued while a write is under way into one.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import struct
 from collections.abc import Callable
@@ -83,7 +84,8 @@ class FrameReader:
             size, kind, tx = HEADER.unpack_from(buffer, offset)
             if size > self._max:
                 raise ProtocolError(
-                    f"incoming frame of {size} bytes exceeds max_frame_size ({self._max})"
+                    f"incoming frame of {size} bytes exceeds "
+                    f"max_frame_size ({self._max})"
                 )
             start = offset + HEADER.size
             if end - start < size:
@@ -106,7 +108,7 @@ class FrameWriter:
     def __init__(
         self,
         stream: ByteSendStream,
-        spawn_flush: Callable[[], None] | None = None,
+        spawn_flush: Callable[[], object] | None = None,
     ) -> None:
         self._stream = stream
         self._queue: list[bytes] = []
@@ -145,10 +147,8 @@ class FrameWriter:
     async def flush_posted(self) -> None:
         """Write what `post` queued; run as a task by ``spawn_flush``."""
         self._writing = False
-        try:
+        with contextlib.suppress(Exception):  # the reader sees the broken stream
             await self._flush()
-        except Exception:  # the reader sees the broken stream and reports it
-            pass
 
     async def _flush(self) -> None:
         self._writing = True

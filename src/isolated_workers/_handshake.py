@@ -20,7 +20,12 @@ import socket
 
 from anyio.abc import ByteStream
 
-__all__ = ["HOST_GREETING_SIZE", "WORKER_REPLY_SIZE", "host_authenticate", "worker_authenticate"]
+__all__ = [
+    "HOST_GREETING_SIZE",
+    "WORKER_REPLY_SIZE",
+    "host_authenticate",
+    "worker_authenticate",
+]
 
 MAGIC = b"IWK1"
 _NONCE = 32

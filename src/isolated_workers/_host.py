@@ -8,10 +8,10 @@ import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal, TypedDict, Unpack
+from typing import Any, Literal, TypedDict, Unpack, cast
 
 import anyio
 from anyio.abc import ByteStream, Process, TaskStatus
@@ -26,7 +26,13 @@ from ._process import kill_group, spawn, stop_and_reap
 from ._registry import MessageRegistry
 from ._serializers import JsonSerializer, Serializer
 from ._timeouts import Timeouts
-from ._util import DEFAULT_MAX_FRAME_SIZE, current_backend, json_dumps, json_loads, raise_single
+from ._util import (
+    DEFAULT_MAX_FRAME_SIZE,
+    current_backend,
+    json_dumps,
+    json_loads,
+    raise_single,
+)
 
 __all__ = ["WorkerOptions", "open_worker", "start_worker"]
 
@@ -65,7 +71,7 @@ async def open_worker(
     serializer: Serializer | None = None,
     backend: Backend | None = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-) -> AsyncIterator[WorkerClient]:
+) -> AsyncGenerator[WorkerClient]:
     """Start a worker process and yield its `WorkerClient`; close it on exit.
 
     Args:
@@ -180,8 +186,11 @@ class _Launch:
         backend: Backend | None,
         max_frame_size: int,
     ) -> _Launch:
-        if not isinstance(messages, MessageRegistry):
-            raise TypeError("messages must be a MessageRegistry made by define_messages()")
+        registry = cast(object, messages)  # checked for callers without types
+        if not isinstance(registry, MessageRegistry):
+            raise TypeError(
+                "messages must be a MessageRegistry made by define_messages()"
+            )
         if backend is None:
             backend = "trio" if current_backend() == "trio" else "asyncio"
         elif backend not in ("asyncio", "trio"):
@@ -194,7 +203,9 @@ class _Launch:
         if target.endswith(".py") or os.sep in target:
             script = Path(cwd or ".", target)
             if not script.is_file():
-                raise WorkerStartupError(f"worker script {str(script)!r} does not exist")
+                raise WorkerStartupError(
+                    f"worker script {str(script)!r} does not exist"
+                )
             argv = [interpreter, target, *args]
         else:
             argv = [interpreter, "-m", target, *args]
@@ -208,7 +219,9 @@ class _Launch:
                 }
             )
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"startup_data cannot be sent to the worker: {exc}") from exc
+            raise TypeError(
+                f"startup_data cannot be sent to the worker: {exc}"
+            ) from exc
         full_env = {**os.environ, **(env or {})} if inherit_env else dict(env or {})
         return cls(
             argv=argv,
@@ -223,7 +236,7 @@ class _Launch:
         )
 
     async def start(self, task_group: anyio.abc.TaskGroup) -> WorkerClient:
-        """Spawn the worker and wait until it is ready; leave nothing behind on failure."""
+        """Spawn the worker and wait until it is ready; on failure leave nothing."""
         if len(self.hello) > self.max_frame_size:
             raise WorkerStartupError("startup_data is larger than max_frame_size")
         directory, listener = _listen()
@@ -243,10 +256,12 @@ class _Launch:
             )
             env = {**self.env, BOOTSTRAP_ENV: str(read_fd)}
             try:
-                process = await spawn(self.argv, env=env, cwd=self.cwd, pass_fds=[read_fd])
+                process = await spawn(
+                    self.argv, env=env, cwd=self.cwd, pass_fds=[read_fd]
+                )
             finally:
                 os.close(read_fd)
-            stream, reader, pid = await self._handshake(process, listener, secret)
+            stream, reader = await self._handshake(process, listener, secret)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 if process is not None:
@@ -257,7 +272,6 @@ class _Launch:
         finally:
             listener.close()
             shutil.rmtree(directory, ignore_errors=True)
-        del pid  # the worker reports its pid; the process handle is the source of truth
         return WorkerClient(
             process=process,
             stream=stream,
@@ -272,9 +286,11 @@ class _Launch:
 
     async def _handshake(
         self, process: Process, listener: socket.socket, secret: bytes
-    ) -> tuple[ByteStream, FrameReader, int]:
+    ) -> tuple[ByteStream, FrameReader]:
         exit_code: int | None = None
         stream: ByteStream | None = None
+        reader: FrameReader | None = None
+        ready: dict[str, Any] | None = None
         with anyio.move_on_after(self.timeouts.startup) as deadline:
             async with anyio.create_task_group() as race:
 
@@ -287,7 +303,9 @@ class _Launch:
                 race.start_soon(watch_exit)
                 stream = await _accept_authenticated(listener, secret)
                 try:
-                    await stream.send(encode_frame(Kind.HELLO, 0, self.hello, 2**32 - 1))
+                    await stream.send(
+                        encode_frame(Kind.HELLO, 0, self.hello, 2**32 - 1)
+                    )
                     reader = FrameReader(stream, self.max_frame_size)
                     ready = await _receive_ready(reader)
                 except BaseException:
@@ -299,15 +317,15 @@ class _Launch:
                 f"worker {self.target!r} did not become ready within "
                 f"{self.timeouts.startup:g} s (did it call run_worker()?)"
             )
-        if stream is None or ready is None:
+        if stream is None or reader is None or ready is None:
             if stream is not None:
                 await anyio.aclose_forcefully(stream)
             if exit_code is None:
                 with anyio.move_on_after(self.timeouts.shutdown):
                     exit_code = await process.wait()
             raise WorkerStartupError(
-                f"worker {self.target!r} exited (code {exit_code}) before it was ready; "
-                "its stderr may say why"
+                f"worker {self.target!r} exited (code {exit_code}) before it was "
+                "ready; its stderr may say why"
             )
         if not ready.get("ok"):
             await anyio.aclose_forcefully(stream)
@@ -315,7 +333,7 @@ class _Launch:
             if ready.get("error") == "SerializerMismatchError":
                 raise SerializerMismatchError(message)
             raise WorkerStartupError(message)
-        return stream, reader, int(ready.get("pid", process.pid))
+        return stream, reader
 
 
 def _listen() -> tuple[str, socket.socket]:
@@ -361,7 +379,12 @@ async def _accept_authenticated(listener: socket.socket, secret: bytes) -> ByteS
             raise
         try:
             await host_authenticate(stream, secret)
-        except (AuthenticationError, anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+        except (
+            AuthenticationError,
+            anyio.EndOfStream,
+            anyio.BrokenResourceError,
+            OSError,
+        ):
             await anyio.aclose_forcefully(stream)
             return
         except BaseException:

@@ -3,7 +3,6 @@
 # No "from __future__ import annotations": the annotations below must stay
 # resolvable after __module__ is rewritten to "isolated_workers".
 
-
 from typing import ClassVar, Generic, TypeVar
 
 __all__ = ["Notification", "Request"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -39,15 +40,15 @@ async def spawn(
             pass_fds=pass_fds,
         )
     except OSError as exc:
-        raise WorkerStartupError(f"cannot start worker with {argv[0]!r}: {exc}") from exc
+        raise WorkerStartupError(
+            f"cannot start worker with {argv[0]!r}: {exc}"
+        ) from exc
 
 
 def kill_group(pid: int) -> None:
     """SIGKILL the worker's whole process group (it and anything it started)."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 async def stop_and_reap(process: Process, grace: float) -> None:
@@ -69,10 +70,8 @@ async def stop_and_reap(process: Process, grace: float) -> None:
                 if sig is signal.SIGKILL:
                     kill_group(process.pid)
                 else:
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         process.send_signal(sig)
-                    except ProcessLookupError:
-                        pass
             await process.wait()
         finally:
             kill_group(process.pid)  # leftovers the worker started; it was reaped

@@ -7,7 +7,7 @@ a payload describing the exception, never as a pickled exception.
 from __future__ import annotations
 
 import traceback
-from typing import Any
+from typing import Any, cast
 
 from ._codec import unstructure
 from ._errors import ProtocolError, RemoteError
@@ -16,7 +16,9 @@ from ._serializers import Serializer
 __all__ = ["decode_body", "describe_exception", "encode_body", "error_from_payload"]
 
 
-def encode_body(serializer: Serializer, name: str, payload: Any, meta: Any = None) -> bytes:
+def encode_body(
+    serializer: Serializer, name: str, payload: Any, meta: Any = None
+) -> bytes:
     """Serialize one message; any failure becomes a `ProtocolError`."""
     try:
         return serializer.dumps([name, unstructure(payload), meta])
@@ -31,14 +33,15 @@ def decode_body(serializer: Serializer, body: bytes) -> tuple[str, Any, Any]:
     except RecursionError:
         raise ProtocolError("message nested too deeply to decode") from None
     except Exception as exc:
-        raise ProtocolError(f"undecodable message ({type(exc).__name__}: {exc})") from None
-    if (
-        not isinstance(decoded, list)
-        or len(decoded) != 3
-        or not isinstance(decoded[0], str)
-    ):
+        raise ProtocolError(
+            f"undecodable message ({type(exc).__name__}: {exc})"
+        ) from None
+    parts = cast("list[Any]", decoded)
+    if type(parts) is not list or len(parts) != 3:
         raise ProtocolError("malformed message: expected [type, payload, meta]")
-    return decoded[0], decoded[1], decoded[2]
+    if not isinstance(parts[0], str):
+        raise ProtocolError("malformed message: its type is not a string")
+    return parts[0], parts[1], parts[2]
 
 
 def describe_exception(exc: BaseException, *, protocol: bool = False) -> dict[str, Any]:
@@ -66,6 +69,7 @@ def error_from_payload(payload: Any) -> Exception:
     """Rebuild the host-side error from `describe_exception`'s output."""
     if not isinstance(payload, dict):
         return ProtocolError("malformed error reply from the worker")
+    payload = cast("dict[str, Any]", payload)
     message = str(payload.get("message", ""))
     if payload.get("protocol") is True:
         return ProtocolError(message)

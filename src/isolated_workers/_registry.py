@@ -55,7 +55,9 @@ class MessageRegistry:
         return self._by_name[name].cls
 
     def __contains__(self, item: object) -> bool:
-        return item in self._by_name or item in self._by_class
+        if isinstance(item, str):
+            return item in self._by_name
+        return isinstance(item, type) and item in self._by_class
 
     def __repr__(self) -> str:
         return f"MessageRegistry({', '.join(self._by_name)})"
@@ -116,30 +118,36 @@ def define_messages(*classes: type) -> MessageRegistry:
     return MessageRegistry(specs)
 
 
-def _spec_for(cls: type) -> MessageSpec:
+def _spec_for(cls: object) -> MessageSpec:
     if not isinstance(cls, type) or not attrs.has(cls):
-        raise TypeError(f"{cls!r} is not an attrs class; decorate it with @attrs.frozen")
-    name = cls.__dict__.get("message_type") or getattr(cls, "message_type", None)
+        raise TypeError(
+            f"{cls!r} is not an attrs class; decorate it with @attrs.frozen"
+        )
+    name = cls.__dict__.get("message_type")  # not inherited: names must be unique
     if not isinstance(name, str) or not name:
         name = cls.__name__
     try:
         attrs.resolve_types(cls)
     except Exception as exc:
-        raise TypeError(f"cannot resolve the field types of {cls.__qualname__}: {exc}") from exc
+        raise TypeError(
+            f"cannot resolve the field types of {cls.__qualname__}: {exc}"
+        ) from exc
     try:
         structure = structurer_for(cls)
         for field in attrs.fields(cls):
             structurer_for(field.type if field.type is not None else Any)
     except TypeError as exc:
         raise TypeError(f"{cls.__qualname__}: {exc}") from None
-    if issubclass(cls, Request):
+    if Request in cls.__mro__:
         result_type = _result_type(cls)
         try:
             structure_result = structurer_for(result_type)
         except TypeError as exc:
             raise TypeError(f"result type of {cls.__qualname__}: {exc}") from None
-        return MessageSpec(cls, name, "request", result_type, structure, structure_result)
-    if issubclass(cls, Notification):
+        return MessageSpec(
+            cls, name, "request", result_type, structure, structure_result
+        )
+    if Notification in cls.__mro__:
         return MessageSpec(cls, name, "notification", None, structure, None)
     raise TypeError(
         f"{cls.__qualname__} derives from neither Request[...] nor Notification"
@@ -152,7 +160,9 @@ def _result_type(cls: type) -> Any:
             if typing.get_origin(base) is Request:
                 (arg,) = typing.get_args(base)
                 return _resolve(arg, klass)
-    raise TypeError(f"{cls.__qualname__} must name its result type: Request[ResultType]")
+    raise TypeError(
+        f"{cls.__qualname__} must name its result type: Request[ResultType]"
+    )
 
 
 def _resolve(tp: Any, owner: type) -> Any:
@@ -190,7 +200,9 @@ def _type_name(tp: Any) -> str:
     if origin is typing.Union or origin is types.UnionType:
         return "|".join(_type_name(a) for a in args)
     if origin is not None:
-        name = getattr(origin, "__qualname__", None) or repr(origin).replace("typing.", "")
+        name = getattr(origin, "__qualname__", None) or repr(origin).replace(
+            "typing.", ""
+        )
         return f"{name}[{','.join(_type_name(a) for a in args)}]"
     if isinstance(tp, type):
         return tp.__qualname__

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["JsonSerializer", "Serializer"]
 
@@ -38,7 +38,7 @@ class Serializer:
 
 def _encode_bytes(obj: object) -> str:
     if isinstance(obj, bytes | bytearray | memoryview):
-        return base64.b64encode(obj).decode("ascii")
+        return base64.b64encode(cast("bytes", obj)).decode("ascii")
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 

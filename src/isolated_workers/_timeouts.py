@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
 
 import attrs
 
@@ -46,7 +45,10 @@ class Timeouts:
     message: float = attrs.field(default=300.0, converter=_seconds)
     shutdown: float = attrs.field(default=5.0, converter=_seconds)
     per_message: Mapping[type, float] = attrs.field(
-        factory=dict, converter=_per_message, eq=False, hash=False
+        factory=lambda: MappingProxyType({}),
+        converter=_per_message,
+        eq=False,
+        hash=False,
     )
 
     @classmethod
@@ -62,6 +64,3 @@ class Timeouts:
     def for_message(self, cls: type) -> float:
         """The limit for one request of class ``cls``."""
         return self.per_message.get(cls, self.message)
-
-    def to_plain(self) -> dict[str, Any]:
-        return {"connect": self.connect if math.isfinite(self.connect) else None}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
@@ -20,7 +20,7 @@ DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024
 
 def _bytes_as_text(obj: object) -> str:
     if isinstance(obj, bytes | bytearray | memoryview):
-        return base64.b64encode(obj).decode("ascii")
+        return base64.b64encode(cast("bytes", obj)).decode("ascii")
     raise TypeError(f"{type(obj).__name__} cannot be sent in startup data")
 
 

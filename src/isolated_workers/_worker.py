@@ -6,6 +6,7 @@ the backend its host asked for.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
@@ -52,7 +53,9 @@ class _Session:
         try:
             sock.connect(info["socket"])
             worker_authenticate(sock, bytes.fromhex(info["secret"]))
-            size, kind, _ = _framing.HEADER.unpack(recv_exactly(sock, _framing.HEADER.size))
+            size, kind, _ = _framing.HEADER.unpack(
+                recv_exactly(sock, _framing.HEADER.size)
+            )
             if kind != Kind.HELLO or size > info["max_frame_size"]:
                 raise ProtocolError("the host's greeting is malformed")
             self.hello: dict[str, Any] = json_loads(recv_exactly(sock, size))
@@ -141,7 +144,9 @@ async def serve_worker(
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
 ) -> None:
     """Like `run_worker`, inside an event loop the worker already runs."""
-    session = _session if _session is not None else await anyio.to_thread.run_sync(_connect)
+    session = (
+        _session if _session is not None else await anyio.to_thread.run_sync(_connect)
+    )
     server = _prepare(session, messages, handlers, serializer, max_frame_size)
     await server.serve()
 
@@ -169,9 +174,13 @@ def _prepare(
         )
     else:
         missing = [cls.__qualname__ for cls in messages if cls not in handlers]
-        unknown = [getattr(c, "__qualname__", repr(c)) for c in handlers if c not in messages]
+        unknown = [
+            getattr(c, "__qualname__", repr(c)) for c in handlers if c not in messages
+        ]
         if missing:
-            problem = WorkerStartupError(f"the worker has no handler for: {', '.join(missing)}")
+            problem = WorkerStartupError(
+                f"the worker has no handler for: {', '.join(missing)}"
+            )
         elif unknown:
             problem = WorkerStartupError(
                 f"the worker has handlers for messages not in the registry: "
@@ -180,7 +189,7 @@ def _prepare(
     if problem is not None:
         session.send_ready(ok=False, error=type(problem).__name__, message=str(problem))
         raise problem
-    session.send_ready(ok=True, pid=os.getpid())
+    session.send_ready(ok=True)
     return _Server(session, messages, handlers, serializer, max_frame_size)
 
 
@@ -211,7 +220,9 @@ class _Server:
         sock.setblocking(False)
         stream = await anyio.abc.UNIXSocketStream.from_socket(sock)
         async with stream, anyio.create_task_group() as tg:
-            self._writer = FrameWriter(stream, lambda: tg.start_soon(self._writer.flush_posted))
+            self._writer = FrameWriter(
+                stream, lambda: tg.start_soon(self._writer.flush_posted)
+            )
             await self._read_loop(stream, tg)
             tg.cancel_scope.cancel()
 
@@ -220,7 +231,11 @@ class _Server:
         while True:
             try:
                 frames = await reader.receive()
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            except (
+                anyio.EndOfStream,
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+            ):
                 return  # the host went away: stop serving
             except ProtocolError as exc:
                 logger.error("stopping: the host sent a bad frame (%s)", exc)
@@ -251,7 +266,9 @@ class _Server:
 
     async def _on_request(self, tx: int, body: bytes, tg: TaskGroup) -> None:
         if tx in self._running:
-            await self._reply_error(tx, "?", ProtocolError(f"duplicate tx {tx}"), protocol=True)
+            await self._reply_error(
+                tx, "?", ProtocolError(f"duplicate tx {tx}"), protocol=True
+            )
             return
         try:
             spec, message = self._decode(body, "request")
@@ -286,9 +303,9 @@ class _Server:
                 except Exception as exc:
                     if not scope.cancel_called:
                         await self._reply_error(tx, name, exc)
-                    return
-            if not scope.cancel_called:  # else the host has stopped waiting
-                await self._reply(tx, name, result)
+                else:
+                    if not scope.cancel_called:  # else the host stopped waiting
+                        await self._reply(tx, name, result)
         finally:
             del self._running[tx]
 
@@ -304,7 +321,9 @@ class _Server:
         else:
             await self._run_notification(spec.name, handler, message)
 
-    async def _run_notification(self, name: str, handler: Handler, message: Any) -> None:
+    async def _run_notification(
+        self, name: str, handler: Handler, message: Any
+    ) -> None:
         try:
             result = handler(message)
             if inspect.isawaitable(result):
@@ -338,8 +357,8 @@ class _Server:
         await self._send(frame)
 
     async def _send(self, frame: bytes) -> None:
-        try:
+        # If the host went away, the read loop sees it and stops serving.
+        with contextlib.suppress(
+            anyio.BrokenResourceError, anyio.ClosedResourceError, OSError
+        ):
             await self._writer.send(frame)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            pass  # the read loop sees the host go away and stops serving
-
