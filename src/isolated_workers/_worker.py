@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-import os
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Mapping
