@@ -16,6 +16,7 @@ import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream
 
 from ._errors import ProtocolError
+from ._streams import SocketStream
 
 __all__ = ["HEADER", "FrameReader", "FrameWriter", "Kind", "encode_frame"]
 
@@ -101,8 +102,9 @@ class FrameWriter:
     """Writes frames one batch at a time.
 
     Frames queued while another task writes go out together in the next batch.
-    Writes are shielded from cancellation: a frame half written would
-    desynchronize the stream for every other caller.
+    A batch the kernel takes at once is written without awaiting; the rest of
+    one is written shielded from cancellation, because a frame half written
+    would desynchronize the stream for every other caller.
     """
 
     def __init__(
@@ -111,9 +113,12 @@ class FrameWriter:
         spawn_flush: Callable[[], object] | None = None,
     ) -> None:
         self._stream = stream
+        self._send_nowait = (
+            stream.send_nowait if isinstance(stream, SocketStream) else None
+        )
         self._queue: list[bytes] = []
         self._writing = False
-        self._batch_done = anyio.Event()
+        self._batch_done: anyio.Event | None = None  # made when someone waits
         self._error: BaseException | None = None
         self._spawn_flush = spawn_flush
 
@@ -121,14 +126,16 @@ class FrameWriter:
         """Write ``frame`` and return once it is written.
 
         Raises:
-            anyio.BrokenResourceError, anyio.ClosedResourceError, OSError: the
-                stream failed, now or in the batch that carried this frame.
+            anyio.BrokenResourceError, anyio.ClosedResourceError: the stream
+                failed, now or in the batch that carried this frame.
         """
         if self._error is None:
             self._queue.append(frame)
             if not self._writing:
                 await self._flush()
                 return
+            if self._batch_done is None:
+                self._batch_done = anyio.Event()
             done = self._batch_done
             with anyio.CancelScope(shield=True):
                 await done.wait()
@@ -153,23 +160,27 @@ class FrameWriter:
     async def _flush(self) -> None:
         self._writing = True
         try:
-            with anyio.CancelScope(shield=True):
-                while self._queue:
-                    batch, self._queue = self._queue, []
-                    done, self._batch_done = self._batch_done, anyio.Event()
-                    try:
-                        if len(batch) == 1:
-                            await self._stream.send(batch[0])
-                        elif sum(map(len, batch)) <= _JOIN_LIMIT:
-                            await self._stream.send(b"".join(batch))
-                        else:
-                            for frame in batch:
-                                await self._stream.send(frame)
-                    except BaseException as exc:
-                        self._error = exc
+            while self._queue:
+                batch, self._queue = self._queue, []
+                done, self._batch_done = self._batch_done, None
+                try:
+                    if len(batch) > 1 and sum(map(len, batch)) <= _JOIN_LIMIT:
+                        batch = [b"".join(batch)]
+                    for data in batch:
+                        await self._write(data)
+                except BaseException as exc:
+                    self._error = exc
+                    if self._batch_done is not None:
                         self._batch_done.set()  # no later batch will run
-                        raise
-                    finally:
+                    raise
+                finally:
+                    if done is not None:
                         done.set()
         finally:
             self._writing = False
+
+    async def _write(self, data: bytes) -> None:
+        sent = self._send_nowait(data) if self._send_nowait is not None else 0
+        if sent < len(data):
+            with anyio.CancelScope(shield=True):
+                await self._stream.send(memoryview(data)[sent:])

@@ -25,6 +25,7 @@ from ._handshake import AuthenticationError, host_authenticate
 from ._process import kill_group, spawn, stop_and_reap
 from ._registry import MessageRegistry
 from ._serializers import JsonSerializer, Serializer
+from ._streams import SocketStream
 from ._timeouts import Timeouts
 from ._util import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -372,11 +373,7 @@ async def _accept_authenticated(listener: socket.socket, secret: bytes) -> ByteS
     winner: list[ByteStream] = []
 
     async def authenticate(conn: socket.socket) -> None:
-        try:
-            stream = await anyio.abc.UNIXSocketStream.from_socket(conn)
-        except BaseException:
-            conn.close()
-            raise
+        stream = SocketStream(conn)
         try:
             await host_authenticate(stream, secret)
         except (

@@ -26,6 +26,7 @@ from ._handshake import recv_exactly, worker_authenticate
 from ._protocol import decode_body, describe_exception, encode_body
 from ._registry import MessageRegistry, MessageSpec
 from ._serializers import JsonSerializer, Serializer
+from ._streams import SocketStream
 from ._util import DEFAULT_MAX_FRAME_SIZE, json_dumps, json_loads, raise_single
 
 __all__ = ["get_startup_data", "run_worker", "serve_worker"]
@@ -215,9 +216,7 @@ class _Server:
         self._writer: FrameWriter
 
     async def serve(self) -> None:
-        sock = self._session.sock
-        sock.setblocking(False)
-        stream = await anyio.abc.UNIXSocketStream.from_socket(sock)
+        stream = SocketStream(self._session.sock)
         async with stream, anyio.create_task_group() as tg:
             self._writer = FrameWriter(
                 stream, lambda: tg.start_soon(self._writer.flush_posted)
