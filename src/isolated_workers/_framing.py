@@ -113,9 +113,7 @@ class FrameWriter:
         spawn_flush: Callable[[], object] | None = None,
     ) -> None:
         self._stream = stream
-        self._send_nowait = (
-            stream.send_nowait if isinstance(stream, SocketStream) else None
-        )
+        self._socket = stream if isinstance(stream, SocketStream) else None
         self._queue: list[bytes] = []
         self._writing = False
         self._batch_done: anyio.Event | None = None  # made when someone waits
@@ -170,8 +168,7 @@ class FrameWriter:
                         await self._write(data)
                 except BaseException as exc:
                     self._error = exc
-                    if self._batch_done is not None:
-                        self._batch_done.set()  # no later batch will run
+                    self._release_waiters()  # no later batch will run
                     raise
                 finally:
                     if done is not None:
@@ -179,8 +176,16 @@ class FrameWriter:
         finally:
             self._writing = False
 
+    def _release_waiters(self) -> None:
+        if self._batch_done is not None:
+            self._batch_done.set()
+
     async def _write(self, data: bytes) -> None:
-        sent = self._send_nowait(data) if self._send_nowait is not None else 0
+        if self._socket is None:
+            with anyio.CancelScope(shield=True):
+                await self._stream.send(data)
+            return
+        sent = self._socket.send_nowait(data)
         if sent < len(data):
             with anyio.CancelScope(shield=True):
-                await self._stream.send(memoryview(data)[sent:])
+                await self._socket.send(memoryview(data)[sent:])
