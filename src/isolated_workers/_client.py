@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, final, overload
 
 import anyio
-from anyio.abc import AsyncResource, ByteStream, Process, TaskGroup
+from anyio.abc import ByteStream, Process, TaskGroup
 
 from ._codec import StructureError
 from ._errors import (
@@ -77,7 +77,7 @@ class _Call:
 
 
 @final
-class WorkerClient(AsyncResource):
+class WorkerClient:
     """The host's handle on a worker; made by `open_worker` or `start_worker`."""
 
     def __init__(
@@ -113,7 +113,7 @@ class WorkerClient(AsyncResource):
         self._closed = anyio.Event()
         self._closing = False
         #: Replies that arrived for requests nobody waits for any more.
-        self.late_replies = 0
+        self.late_replies: int = 0
         task_group.start_soon(self._watch_process)
         task_group.start_soon(self._read_replies)
 
