@@ -7,9 +7,11 @@ AnyIO, Trio, attrs and msgpack docs instead of ignoring references into them.
 from __future__ import annotations
 
 import builtins
+import inspect
 import os
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
+from typing import Any
 
 # -- Project -----------------------------------------------------------------
 
@@ -86,3 +88,27 @@ else:
 
 html_theme = "sphinx_rtd_theme"
 html_title = f"isolated-workers {release}"
+
+
+# -- Signatures --------------------------------------------------------------
+
+
+def _drop_context_manager_return(
+    app: Any,
+    what: str,
+    name: str,
+    obj: object,
+    options: Any,
+    signature: str | None,
+    return_annotation: str | None,
+) -> tuple[str | None, str] | None:
+    """``async with open_worker(...) as worker`` says what it yields; the
+    ``AsyncIterator[...]`` of the generator behind it would only confuse."""
+    wrapped = getattr(obj, "__wrapped__", None)
+    if what == "function" and inspect.isasyncgenfunction(wrapped):
+        return signature, ""
+    return None
+
+
+def setup(app: Any) -> None:
+    app.connect("autodoc-process-signature", _drop_context_manager_return)

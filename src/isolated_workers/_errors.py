@@ -114,7 +114,7 @@ class WorkerCrashedError(WorkerError):
         reason: Why the worker stopped.
         message_type: The wire name of the message that failed.
         attempt: How many times the request had been sent when it failed.
-        max_attempts: How many sends its crash policy allowed.
+        max_attempts: How many sends were allowed before giving up.
     """
 
     def __init__(

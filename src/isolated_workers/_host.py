@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal, TypedDict, Unpack, cast
+from typing import Any, TypedDict, Unpack, cast
 
 import anyio
 from anyio.abc import ByteStream, Process, TaskStatus
@@ -37,7 +37,6 @@ from ._util import (
 
 __all__ = ["WorkerOptions", "open_worker", "start_worker"]
 
-Backend = Literal["asyncio", "trio"]
 # AF_UNIX socket paths are limited to 108 bytes on Linux, 104 on macOS.
 _MAX_SOCKET_PATH = 104 if sys.platform == "darwin" else 108
 
@@ -53,7 +52,7 @@ class WorkerOptions(TypedDict, total=False):
     startup_data: Any
     timeouts: Timeouts | float | None
     serializer: Serializer | None
-    backend: Backend | None
+    backend: str | None
     max_frame_size: int
 
 
@@ -70,7 +69,7 @@ async def open_worker(
     startup_data: Any = None,
     timeouts: Timeouts | float | None = None,
     serializer: Serializer | None = None,
-    backend: Backend | None = None,
+    backend: str | None = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
 ) -> AsyncGenerator[WorkerClient]:
     """Start a worker process and yield its `WorkerClient`; close it on exit.
@@ -135,9 +134,12 @@ async def start_worker(
 ) -> None:
     """Run a worker for as long as this task runs, for ``task_group.start``::
 
-        client = await task_group.start(start_worker, "app.worker", messages=M)
+        start = functools.partial(start_worker, "app.worker", messages=Messages)
+        client = await task_group.start(start)
 
-    It takes the options of `open_worker`. Cancelling the task closes the worker.
+    It takes the options of `open_worker` (``task_group.start`` passes no
+    keyword arguments, hence ``functools.partial``). Cancelling the task
+    closes the worker.
     """
     async with open_worker(target, messages=messages, **options) as client:
         task_status.started(client)
@@ -184,7 +186,7 @@ class _Launch:
         startup_data: Any,
         timeouts: Timeouts | float | None,
         serializer: Serializer | None,
-        backend: Backend | None,
+        backend: str | None,
         max_frame_size: int,
     ) -> _Launch:
         registry = cast(object, messages)  # checked for callers without types

@@ -7,11 +7,12 @@ from typing import ClassVar, Generic, TypeVar
 
 __all__ = ["Notification", "Request"]
 
-R = TypeVar("R")
+# Covariant, so that a Request[int] is also a Request[object].
+R_co = TypeVar("R_co", covariant=True)
 
 
-class Request(Generic[R]):
-    """Base of request messages: ``send()`` returns the worker's result, an ``R``.
+class Request(Generic[R_co]):
+    """Base of request messages: ``send()`` returns the worker's result.
 
     Subclass it as an attrs-frozen class and name the result type::
 

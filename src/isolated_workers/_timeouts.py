@@ -33,7 +33,7 @@ class Timeouts:
             raises `WorkerStartupError` and the process is killed.
         connect: How long a worker waits for its host during the handshake
             before it gives up and exits.
-        message: The default limit of one request; past it `send` raises
+        message: The default limit of one request; past it `WorkerClient.send` raises
             `WorkerTimeoutError` and the handler is cancelled in the worker.
         shutdown: How long `WorkerClient.aclose` waits for the worker to exit
             after asking it to stop, before SIGTERM, and again before SIGKILL.

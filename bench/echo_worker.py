@@ -1,0 +1,41 @@
+"""The benchmark's worker: echoes `Echo` and `EchoBytes`.
+
+Run by the host as a script (by path). Handlers are sync, the cheapest kind;
+``--async`` on the command line makes them async (each request then runs as a
+task of the worker's task group).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bench_messages import Echo, EchoBytes, Messages
+
+from isolated_workers import run_worker
+
+
+def echo(msg: Echo) -> int:
+    return msg.x
+
+
+def echo_bytes(msg: EchoBytes) -> bytes:
+    return msg.data
+
+
+async def echo_async(msg: Echo) -> int:
+    return msg.x
+
+
+async def echo_bytes_async(msg: EchoBytes) -> bytes:
+    return msg.data
+
+
+def main() -> None:
+    if "--async" in sys.argv[1:]:
+        run_worker(Messages, {Echo: echo_async, EchoBytes: echo_bytes_async})
+    else:
+        run_worker(Messages, {Echo: echo, EchoBytes: echo_bytes})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Every script in ``examples/`` runs as a real host with real workers and says so."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+HAVE_TRIO = importlib.util.find_spec("trio") is not None
+
+pytestmark = pytest.mark.slow
+
+
+def run_example(tmp_path: Path, name: str, *args: str) -> str:
+    """Run ``examples/<name>`` from an unrelated directory; return its output."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        cwd=tmp_path,  # the examples must not depend on the working directory
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"exit code {done.returncode}\n{done.stderr}"
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "asyncio",
+        pytest.param(
+            "trio",
+            marks=pytest.mark.skipif(not HAVE_TRIO, reason="trio is not installed"),
+        ),
+    ],
+)
+def test_quickstart(tmp_path: Path, backend: str) -> None:
+    """The quick-start counts primes, catches a ValueError and closes the worker."""
+    args = ["--trio"] if backend == "trio" else []
+    out = run_example(tmp_path, "quickstart.py", *args)
+    assert f"Host on {backend};" in out
+    assert "primes-1 found 22,044 primes below 250,000." in out
+    assert "Is 2,147,483,647 prime? True." in out
+    assert "Caught on the host: builtins.ValueError: " in out
+    assert "-7 is negative" in out
+    assert "3 requests, 1 error caught, worker closed." in out
+
+
+@pytest.mark.skipif(HAVE_TRIO, reason="checks the message shown without trio")
+def test_quickstart_without_trio(tmp_path: Path) -> None:
+    """Asked for Trio where it is missing, the quick-start says how to get it."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "quickstart.py"), "--trio"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "isolated-workers[trio]" in done.stderr
+
+
+def test_fleet(tmp_path: Path) -> None:
+    """Four workers started with task_group.start split the count between them."""
+    out = run_example(tmp_path, "fleet.py")
+    assert "4 workers ready" in out
+    assert "33,860 primes below 400,000." in out
+    assert out.count("primes in [") == 4
+    if HAVE_TRIO:  # the fleet mixes event loops when it can
+        assert "(trio)" in out
+        assert "(asyncio)" in out
+    assert "Fleet closed;" in out
+
+
+def test_cancellation(tmp_path: Path) -> None:
+    """Cancelled and timed-out requests are cancelled in a worker that keeps going."""
+    out = run_example(tmp_path, "cancellation.py")
+    assert "Gave up after 0.2 s: True." in out
+    assert "Timed out: 'CountPrimes' did not complete within 0.5 s." in out
+    # Printed by the worker itself, from its handler's cancellation.
+    assert out.count("[patient] cancelled at ") == 2
+    assert "Still serving: 168 primes below 1000." in out
