@@ -13,7 +13,9 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,8 +34,16 @@ if HAVE_TRIO:
 _PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
 
 
+_SESSION_TMPDIR = tempfile.mkdtemp(prefix="iw-tests-")
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Adopt orphaned descendants so the leak check sees (and can reap) them."""
+    """Give the run a temporary directory of its own, and adopt orphans.
+
+    Socket directories then cannot be confused with those of other runs on the
+    machine; adopted orphans are seen (and reaped) by the leak check.
+    """
+    os.environ["TMPDIR"] = tempfile.tempdir = _SESSION_TMPDIR
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
@@ -66,3 +76,8 @@ def check_leaks() -> Iterator[None]:
         # Kill and reap now so that these processes do not trouble the next test.
         _leaks.kill_and_reap(leaks.procs | leaks.zombies)
         pytest.fail(f"the test leaked resources:\n{report}", pytrace=False)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the run's temporary directory."""
+    shutil.rmtree(_SESSION_TMPDIR, ignore_errors=True)

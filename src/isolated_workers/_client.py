@@ -26,7 +26,7 @@ from ._errors import (
 )
 from ._framing import FrameReader, FrameWriter, Kind, encode_frame
 from ._messages import Notification, Request
-from ._process import kill_group, stop_and_reap
+from ._process import signal_group, stop_and_reap
 from ._protocol import decode_body, encode_body, error_from_payload
 from ._registry import MessageRegistry, MessageSpec
 from ._serializers import Serializer
@@ -165,6 +165,7 @@ class WorkerClient:
             spec = self._messages.spec_for(type(message))
         except KeyError as exc:
             raise TypeError(exc.args[0]) from None
+        await anyio.lowlevel.checkpoint_if_cancelled()  # cancelled: write nothing
         if self._state is not WorkerState.READY:
             raise self._unavailable(spec.name)
         body = encode_body(self._serializer, spec.name, message)
@@ -261,7 +262,7 @@ class WorkerClient:
             message = str(exc)
             self._settle_all(lambda name: ProtocolError(message))
             self._crash(ConnectionLost(exc))
-            kill_group(self._process.pid)
+            signal_group(self._process.pid)
             return
         except _STREAM_ERRORS as exc:
             reason = ConnectionLost(exc)
@@ -272,7 +273,7 @@ class WorkerClient:
             await self._exited.wait()
         if not self._exited.is_set():
             self._crash(reason)
-            kill_group(self._process.pid)  # reaped by _watch_process
+            signal_group(self._process.pid)  # reaped by _watch_process
 
     def _on_frame(self, kind: int, tx: int, body: bytes) -> None:
         if kind not in (Kind.RESULT, Kind.ERROR):
@@ -290,7 +291,7 @@ class WorkerClient:
             call.settle(error=exc)
             return
         if kind == Kind.ERROR:
-            call.settle(error=error_from_payload(payload))
+            call.settle(error=error_from_payload(payload, call.spec.name))
         elif name != call.spec.name:
             call.settle(
                 error=ProtocolError(

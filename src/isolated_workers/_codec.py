@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
-import functools
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -57,7 +56,7 @@ _FIELDS: dict[type, tuple[str, ...] | None] = {}
 def _field_names(cls: type) -> tuple[str, ...] | None:
     if not attrs.has(cls):
         return None
-    return tuple(field.name for field in attrs.fields(cls))
+    return tuple(field.name for field in attrs.fields(cls) if field.init)
 
 
 def structure(data: Any, tp: Any) -> Any:
@@ -104,9 +103,35 @@ def _passthrough(data: Any, path: str) -> Any:
     return data
 
 
-@functools.cache
+_STRUCTURERS: dict[Any, Structurer] = {}
+
+
 def structurer_for(tp: Any) -> Structurer:
-    """Return a function ``(data, path) -> value`` for the type ``tp``."""
+    """Return a function ``(data, path) -> value`` for the type ``tp``.
+
+    Raises:
+        TypeError: ``tp``, or a type inside it, cannot be carried.
+    """
+    try:
+        return _STRUCTURERS[tp]
+    except KeyError:
+        pass
+    if isinstance(tp, type) and attrs.has(tp):
+        # Cached before its fields are prepared, so that recursive classes
+        # find themselves.
+        fn, prepare = _attrs_class(tp)
+        _STRUCTURERS[tp] = fn
+        try:
+            prepare()
+        except Exception:
+            del _STRUCTURERS[tp]
+            raise
+        return fn
+    fn = _STRUCTURERS[tp] = _build(tp)
+    return fn
+
+
+def _build(tp: Any) -> Structurer:
     if tp is Any or tp is object:
         return _passthrough
     if tp is None or tp is type(None):
@@ -136,8 +161,6 @@ def structurer_for(tp: Any) -> Structurer:
     if origin is typing.Annotated:
         return structurer_for(args[0])
     if isinstance(tp, type):
-        if attrs.has(tp):
-            return _attrs_class(tp)
         if issubclass(tp, enum.Enum):
             return _enum(tp)
         if tp is list or tp is tuple or tp is dict:
@@ -150,7 +173,16 @@ def _type_label(tp: Any) -> str:
 
 
 def _union(args: tuple[Any, ...]) -> Structurer:
+    # int | float equals float | int, and both share one cache entry: the
+    # outcome must not depend on the order the members were spelled in. A
+    # value whose type is a member goes to it; others try members by name.
+    args = tuple(sorted(args, key=_type_label))
     options = [structurer_for(arg) for arg in args]
+    exact: dict[type[Any], Structurer] = {
+        arg: option
+        for arg, option in zip(args, options, strict=True)
+        if arg in _SCALARS
+    }
     label = " | ".join(_type_label(arg) for arg in args)
     if type(None) in args:
         rest = [structurer_for(a) for a in args if a is not type(None)]
@@ -163,6 +195,9 @@ def _union(args: tuple[Any, ...]) -> Structurer:
             return optional
 
     def union(data: Any, path: str) -> Any:
+        option = exact.get(data.__class__)
+        if option is not None:
+            return option(data, path)
         for option in options:
             try:
                 return option(data, path)
@@ -254,15 +289,17 @@ def _dict(value_type: Any) -> Structurer:
     return to_dict
 
 
-def _attrs_class(cls: type) -> Structurer:
-    # Resolved lazily so that classes may refer to each other.
+def _attrs_class(cls: type) -> tuple[Structurer, Callable[[], None]]:
     fields: list[tuple[str, str, Structurer, bool]] = []
     names: set[str] = set()
-    prepared = False
 
     def prepare() -> None:
-        nonlocal prepared
-        attrs.resolve_types(cls)
+        try:
+            attrs.resolve_types(cls)
+        except Exception as exc:
+            raise TypeError(
+                f"cannot resolve the field types of {cls.__qualname__}: {exc}"
+            ) from exc
         for field in attrs.fields(cls):
             if not field.init:
                 continue
@@ -276,11 +313,8 @@ def _attrs_class(cls: type) -> Structurer:
                 )
             )
             names.add(field.name)
-        prepared = True
 
     def to_instance(data: Any, path: str) -> Any:
-        if not prepared:
-            prepare()
         if not isinstance(data, dict):
             _fail(path or cls.__name__, f"a {cls.__name__} object", data)
         values = cast("dict[str, Any]", data)
@@ -304,4 +338,4 @@ def _attrs_class(cls: type) -> Structurer:
             where = f"{path.lstrip('.')}: " if path else ""
             raise StructureError(f"{where}{cls.__name__}: {exc}") from exc
 
-    return to_instance
+    return to_instance, prepare

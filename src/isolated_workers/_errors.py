@@ -99,7 +99,7 @@ class ConnectionClosed:
 
 ShutdownReason = Exited | ConnectionLost | ConnectionClosed
 
-_SIGNAL_HINTS = {
+_SIGNAL_HINTS: dict[signal.Signals | None, str] = {
     signal.SIGKILL: "killed by the OS or another process; "
     "out of memory is a common cause",
     signal.SIGSEGV: "segmentation fault, usually in C code or an extension module",
@@ -130,6 +130,14 @@ class WorkerCrashedError(WorkerError):
         self.attempt = attempt
         self.max_attempts = max_attempts
         super().__init__(self._describe())
+        if not isinstance(reason, Exited):
+            self.add_note(f"Reason: {reason.describe()}")
+
+    def __reduce__(self) -> Any:
+        return (
+            _rebuild_crash,
+            (self.reason, self.message_type, self.attempt, self.max_attempts),
+        )
 
     def _describe(self) -> str:
         what = f" while processing {self.message_type!r}" if self.message_type else ""
@@ -141,11 +149,17 @@ class WorkerCrashedError(WorkerError):
         else:
             head = "Worker crashed unexpectedly"
         text = head + what
-        if not isinstance(self.reason, Exited):
-            text += f" ({self.reason.describe()})"
-        elif self.reason.signal is not None and self.reason.signal in _SIGNAL_HINTS:
+        if isinstance(self.reason, Exited) and self.reason.signal in _SIGNAL_HINTS:
             text += f": {_SIGNAL_HINTS[self.reason.signal]}"
         return text
+
+
+def _rebuild_crash(
+    reason: ShutdownReason, message_type: str | None, attempt: int, max_attempts: int
+) -> WorkerCrashedError:
+    return WorkerCrashedError(
+        reason, message_type, attempt=attempt, max_attempts=max_attempts
+    )
 
 
 # --- errors raised by the worker's handlers ------------------------------
@@ -181,13 +195,10 @@ class RemoteError(WorkerError):
         code: int | str | None = None,
     ) -> RemoteError:
         """Make the error, mixing in the built-in exception type if there is one."""
-        error_cls = cls._variant_for(remote_type)
-        error = error_cls.__new__(error_cls)
         try:
-            Exception.__init__(error, remote_message)
-        except TypeError:  # pragma: no cover - built-ins with odd constructors
-            error = cls.__new__(cls)
-            Exception.__init__(error, remote_message)
+            error = cls._variant_for(remote_type)(remote_message)
+        except TypeError:  # built-ins whose constructors take other arguments
+            error = cls(remote_message)
         error.remote_type = remote_type
         error.remote_message = remote_message
         error.remote_traceback = remote_traceback
@@ -202,8 +213,11 @@ class RemoteError(WorkerError):
     def _variant_for(cls, remote_type: str) -> type[RemoteError]:
         module, _, name = remote_type.rpartition(".")
         builtin: Any = getattr(__import__("builtins"), name, None)
-        if module != "builtins" or not (
-            isinstance(builtin, type) and issubclass(builtin, Exception)
+        if (
+            module != "builtins"
+            or not isinstance(builtin, type)
+            or not issubclass(builtin, Exception)
+            or issubclass(builtin, BaseExceptionGroup)
         ):
             return cls
         variant = cls._builtin_variants.get(builtin)

@@ -20,9 +20,9 @@ from ._bootstrap import BOOTSTRAP_ENV, write_bootstrap
 from ._client import WorkerClient
 from ._codec import unstructure
 from ._errors import SerializerMismatchError, WorkerStartupError
-from ._framing import FrameReader, Kind, encode_frame
+from ._framing import MAX_FRAME_LIMIT, FrameReader, Kind, encode_frame
 from ._handshake import AuthenticationError, host_authenticate
-from ._process import kill_group, spawn, stop_and_reap
+from ._process import kill_and_reap, spawn
 from ._registry import MessageRegistry
 from ._serializers import JsonSerializer, Serializer
 from ._streams import SocketStream
@@ -221,10 +221,10 @@ class _Launch:
                     "startup_data": unstructure(startup_data),
                 }
             )
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise TypeError(
                 f"startup_data cannot be sent to the worker: {exc}"
-            ) from exc
+            ) from None
         full_env = {**os.environ, **(env or {})} if inherit_env else dict(env or {})
         return cls(
             argv=argv,
@@ -240,8 +240,8 @@ class _Launch:
 
     async def start(self, task_group: anyio.abc.TaskGroup) -> WorkerClient:
         """Spawn the worker and wait until it is ready; on failure leave nothing."""
-        if len(self.hello) > self.max_frame_size:
-            raise WorkerStartupError("startup_data is larger than max_frame_size")
+        if len(self.hello) > MAX_FRAME_LIMIT:
+            raise WorkerStartupError("startup_data is larger than 4 GiB")
         directory, listener = _listen()
         read_fd, write_fd = os.pipe()
         process: Process | None = None
@@ -254,7 +254,9 @@ class _Launch:
                     "socket": listener.getsockname(),
                     "secret": secret.hex(),
                     "connect_timeout": connect if math.isfinite(connect) else None,
-                    "max_frame_size": self.max_frame_size,
+                    # The greeting is the handshake's, not a message: the
+                    # worker expects exactly this size rather than a limit.
+                    "hello_size": len(self.hello),
                 },
             )
             env = {**self.env, BOOTSTRAP_ENV: str(read_fd)}
@@ -266,10 +268,8 @@ class _Launch:
                 os.close(read_fd)
             stream, reader = await self._handshake(process, listener, secret)
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                if process is not None:
-                    kill_group(process.pid)
-                    await stop_and_reap(process, 0)
+            if process is not None:
+                await kill_and_reap(process)
             os.close(write_fd)
             raise
         finally:
@@ -307,7 +307,7 @@ class _Launch:
                 stream = await _accept_authenticated(listener, secret)
                 try:
                     await stream.send(
-                        encode_frame(Kind.HELLO, 0, self.hello, 2**32 - 1)
+                        encode_frame(Kind.HELLO, 0, self.hello, MAX_FRAME_LIMIT)
                     )
                     reader = FrameReader(stream, self.max_frame_size)
                     ready = await _receive_ready(reader)
@@ -343,7 +343,8 @@ def _listen() -> tuple[str, socket.socket]:
     """A listening Unix socket, alone in a fresh 0700 directory; the socket is 0600."""
     base = tempfile.gettempdir()
     # mkdtemp names are 8 random characters; "/s" names the socket.
-    if len(os.path.join(base, "isolated-workers-xxxxxxxx", "s")) >= _MAX_SOCKET_PATH:
+    probe = os.path.join(base, "isolated-workers-xxxxxxxx", "s")
+    if len(probe.encode()) >= _MAX_SOCKET_PATH:
         base = "/tmp"
     directory = tempfile.mkdtemp(prefix="isolated-workers-", dir=base)
     path = os.path.join(directory, "s")

@@ -14,7 +14,7 @@ from anyio.abc import Process
 
 from ._errors import WorkerStartupError
 
-__all__ = ["kill_group", "spawn", "stop_and_reap"]
+__all__ = ["kill_and_reap", "signal_group", "spawn", "stop_and_reap"]
 
 logger = logging.getLogger("isolated_workers")
 
@@ -45,34 +45,40 @@ async def spawn(
         ) from exc
 
 
-def kill_group(pid: int) -> None:
-    """SIGKILL the worker's whole process group (it and anything it started)."""
+def signal_group(pid: int, sig: signal.Signals = signal.SIGKILL) -> None:
+    """Signal the worker's process group: it and anything it started.
+
+    The group outlives its reaped leader while any member lives, so this also
+    reaches what a worker left behind.
+    """
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+        os.killpg(pid, sig)
 
 
 async def stop_and_reap(process: Process, grace: float) -> None:
     """Wait ``grace`` seconds for an exit already asked for, then SIGTERM, then
     SIGKILL; return only once the process is reaped. Shielded from cancellation."""
     with anyio.CancelScope(shield=True):
-        try:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                with anyio.move_on_after(grace):
-                    await process.wait()
-                if process.returncode is not None:
-                    break
-                logger.warning(
-                    "worker %d did not exit within %.3g s; sending %s",
-                    process.pid,
-                    grace,
-                    sig.name,
-                )
-                if sig is signal.SIGKILL:
-                    kill_group(process.pid)
-                else:
-                    with contextlib.suppress(ProcessLookupError):
-                        process.send_signal(sig)
-            await process.wait()
-        finally:
-            kill_group(process.pid)  # leftovers the worker started; it was reaped
-            await process.aclose()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with anyio.move_on_after(grace):
+                await process.wait()
+            if process.returncode is not None:
+                break
+            logger.warning(
+                "worker %d did not exit within %.3g s; sending %s",
+                process.pid,
+                grace,
+                sig.name,
+            )
+            # By group id: Popen.send_signal would reap the child behind the
+            # event loop's back.
+            signal_group(process.pid, sig)
+        await kill_and_reap(process)
+
+
+async def kill_and_reap(process: Process) -> None:
+    """SIGKILL the worker's group (it and anything it started) and reap it."""
+    with anyio.CancelScope(shield=True):
+        signal_group(process.pid, signal.SIGKILL)
+        await process.wait()
+        await process.aclose()

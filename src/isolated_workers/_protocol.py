@@ -65,18 +65,18 @@ def describe_exception(exc: BaseException, *, protocol: bool = False) -> dict[st
     }
 
 
-def error_from_payload(payload: Any) -> Exception:
-    """Rebuild the host-side error from `describe_exception`'s output."""
+def error_from_payload(payload: Any, name: str) -> Exception:
+    """Rebuild the host-side error for request ``name``; never raises."""
     if not isinstance(payload, dict):
-        return ProtocolError("malformed error reply from the worker")
-    payload = cast("dict[str, Any]", payload)
-    message = str(payload.get("message", ""))
-    if payload.get("protocol") is True:
+        return ProtocolError(f"malformed error reply to {name!r}")
+    fields = cast("dict[str, Any]", payload)
+    message = str(fields.get("message", ""))
+    if fields.get("protocol") is True:
         return ProtocolError(message)
-    code = payload.get("code")
+    code = fields.get("code")
     return RemoteError.build(
-        str(payload.get("type", "builtins.Exception")),
+        str(fields.get("type", "builtins.Exception")),
         message,
-        str(payload.get("traceback", "")),
-        code if isinstance(code, int | str) else None,
+        str(fields.get("traceback", "")),
+        code if isinstance(code, int | str) and not isinstance(code, bool) else None,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import sys
 import types
 import typing
@@ -127,15 +128,7 @@ def _spec_for(cls: object) -> MessageSpec:
     if not isinstance(name, str) or not name:
         name = cls.__name__
     try:
-        attrs.resolve_types(cls)
-    except Exception as exc:
-        raise TypeError(
-            f"cannot resolve the field types of {cls.__qualname__}: {exc}"
-        ) from exc
-    try:
-        structure = structurer_for(cls)
-        for field in attrs.fields(cls):
-            structurer_for(field.type if field.type is not None else Any)
+        structure = structurer_for(cls)  # checks every type inside it too
     except TypeError as exc:
         raise TypeError(f"{cls.__qualname__}: {exc}") from None
     if Request in cls.__mro__:
@@ -183,27 +176,39 @@ def _resolve(tp: Any, owner: type) -> Any:
 
 
 def _describe(spec: MessageSpec) -> str:
-    fields = ",".join(
-        f"{field.name}:{_type_name(field.type)}" for field in attrs.fields(spec.cls)
-    )
-    result = f"->{_type_name(spec.result_type)}" if spec.kind == "request" else ""
-    return f"{spec.kind}({fields}){result}"
+    seen: set[type] = set()
+    fields = _describe_fields(spec.cls, seen)
+    result = f"->{_type_name(spec.result_type, seen)}" if spec.kind == "request" else ""
+    return f"{spec.kind}{fields}{result}"
 
 
-def _type_name(tp: Any) -> str:
-    # Qualified names without modules: host and worker may import one
-    # contract under different module names.
+def _describe_fields(cls: type, seen: set[type]) -> str:
+    fields = attrs.fields(cls)
+    return "(" + ",".join(f"{f.name}:{_type_name(f.type, seen)}" for f in fields) + ")"
+
+
+def _type_name(tp: Any, seen: set[type]) -> str:
+    # Names without modules (host and worker may import one contract under
+    # different module names), and nested classes spelled out field by field,
+    # so that a change anywhere in a message shows.
     if tp is None or tp is type(None):
         return "None"
     args = typing.get_args(tp)
     origin = typing.get_origin(tp)
     if origin is typing.Union or origin is types.UnionType:
-        return "|".join(_type_name(a) for a in args)
+        return "|".join(sorted(_type_name(a, seen) for a in args))
     if origin is not None:
-        name = getattr(origin, "__qualname__", None) or repr(origin).replace(
-            "typing.", ""
-        )
-        return f"{name}[{','.join(_type_name(a) for a in args)}]"
-    if isinstance(tp, type):
-        return tp.__qualname__
-    return repr(tp).replace("typing.", "")
+        name = getattr(origin, "__qualname__", None) or repr(origin)
+        inner = ",".join(_type_name(a, seen) for a in args)
+        return f"{name.replace('typing.', '')}[{inner}]"
+    if not isinstance(tp, type):
+        return repr(tp).replace("typing.", "")
+    name = tp.__qualname__
+    if tp in seen:
+        return name
+    seen.add(tp)
+    if attrs.has(tp):
+        return name + _describe_fields(tp, seen)
+    if issubclass(tp, enum.Enum):
+        return name + repr([member.value for member in tp])
+    return name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 import attrs
 
@@ -20,7 +21,9 @@ def _seconds(value: float | None) -> float:
     return seconds
 
 
-def _per_message(value: Mapping[type, float] | None) -> Mapping[type, float]:
+def _per_message(
+    value: Mapping[Any, float | None] | None,
+) -> Mapping[type, float]:
     return MappingProxyType({cls: _seconds(s) for cls, s in (value or {}).items()})
 
 
@@ -47,7 +50,6 @@ class Timeouts:
     per_message: Mapping[type, float] = attrs.field(
         factory=lambda: MappingProxyType({}),
         converter=_per_message,
-        eq=False,
         hash=False,
     )
 

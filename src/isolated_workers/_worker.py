@@ -56,7 +56,7 @@ class _Session:
             size, kind, _ = _framing.HEADER.unpack(
                 recv_exactly(sock, _framing.HEADER.size)
             )
-            if kind != Kind.HELLO or size > info["max_frame_size"]:
+            if kind != Kind.HELLO or size != info["hello_size"]:
                 raise ProtocolError("the host's greeting is malformed")
             self.hello: dict[str, Any] = json_loads(recv_exactly(sock, size))
         except BaseException:
@@ -347,9 +347,15 @@ class _Server:
         try:
             body = encode_body(self._serializer, name, payload)
             frame = encode_frame(Kind.ERROR, tx, body, self._max)
-        except ProtocolError:
-            payload["message"] = payload["message"][:10_000]
-            payload["traceback"] = payload["traceback"][-10_000:]
+        except ProtocolError as problem:
+            # The error itself cannot be carried: say so in a reply that fits.
+            payload = describe_exception(
+                ProtocolError(
+                    f"the error raised by {name!r} cannot be sent: {problem}"
+                ),
+                protocol=True,
+            )
+            payload["traceback"] = ""
             body = encode_body(self._serializer, name, payload)
             frame = encode_frame(Kind.ERROR, tx, body, _framing.MAX_FRAME_LIMIT)
         await self._send(frame)

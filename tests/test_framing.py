@@ -1,0 +1,443 @@
+"""Length-prefixed frames: `FrameReader`, `FrameWriter` and `encode_frame`.
+
+Every test runs on both backends and over three byte streams: an in-memory
+stream (which can deliver its data one byte at a time and counts what it
+delivers), AnyIO's own socket stream, and the library's `SocketStream` over a
+``socket.socketpair()``, the transport the host and worker really use.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import pytest
+from anyio.abc import ByteReceiveStream, ByteSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from isolated_workers import JsonSerializer, ProtocolError
+from isolated_workers._framing import (
+    HEADER,
+    FrameReader,
+    FrameWriter,
+    Kind,
+    encode_frame,
+)
+from isolated_workers._protocol import decode_body, encode_body
+from isolated_workers._streams import SocketStream
+from isolated_workers._util import DEFAULT_MAX_FRAME_SIZE
+
+pytestmark = pytest.mark.anyio
+
+MAX = DEFAULT_MAX_FRAME_SIZE
+READ_SIZE = 256 * 1024  # FrameReader's read size
+MiB = 1024 * 1024
+
+
+class MemorySend(ByteSendStream):
+    """Byte sends into a memory object stream; records the size of each send."""
+
+    def __init__(self, stream: MemoryObjectSendStream[bytes]) -> None:
+        self._stream = stream
+        self.sends: list[int] = []
+
+    async def send(self, item: bytes) -> None:
+        self.sends.append(len(item))
+        await self._stream.send(bytes(item))
+
+    async def send_eof(self) -> None:
+        await self._stream.aclose()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+class MemoryReceive(ByteReceiveStream):
+    """Byte receives from a memory object stream.
+
+    ``max_chunk`` caps what one `receive` returns (1: a byte at a time);
+    ``delivered`` counts the bytes handed out so far.
+    """
+
+    def __init__(
+        self, stream: MemoryObjectReceiveStream[bytes], max_chunk: int | None = None
+    ) -> None:
+        self._stream = stream
+        self._max_chunk = max_chunk
+        self._pending = b""
+        self._offset = 0
+        self.delivered = 0
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        if self._offset == len(self._pending):
+            self._pending = await self._stream.receive()
+            self._offset = 0
+        if self._max_chunk is not None:
+            max_bytes = min(max_bytes, self._max_chunk)
+        start = self._offset
+        self._offset = min(start + max_bytes, len(self._pending))
+        self.delivered += self._offset - start
+        return self._pending[start : self._offset]
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+KINDS = ["memory", "anyio-socket", "socket"]
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    value: str = request.param
+    return value
+
+
+@asynccontextmanager
+async def open_pipe(
+    kind: str, max_chunk: int | None = None
+) -> AsyncIterator[tuple[ByteSendStream, ByteReceiveStream]]:
+    """A one-way byte pipe of the given kind: ``(send side, receive side)``."""
+    if kind == "memory":
+        tx_obj, rx_obj = anyio.create_memory_object_stream[bytes](float("inf"))
+        tx: ByteSendStream = MemorySend(tx_obj)
+        rx: ByteReceiveStream = MemoryReceive(rx_obj, max_chunk)
+    else:
+        assert max_chunk is None
+        a, b = socket.socketpair()
+        if kind == "anyio-socket":
+            tx = await anyio.abc.UNIXSocketStream.from_socket(a)
+            rx = await anyio.abc.UNIXSocketStream.from_socket(b)
+        else:
+            tx, rx = SocketStream(a), SocketStream(b)
+    try:
+        yield tx, rx
+    finally:
+        await tx.aclose()
+        await rx.aclose()
+
+
+async def eof(stream: ByteSendStream) -> None:
+    """Make the receiving side see the end of the stream."""
+    if isinstance(stream, MemorySend):
+        await stream.send_eof()
+    else:
+        assert isinstance(stream, anyio.abc.ByteStream)
+        await stream.send_eof()
+
+
+# --------------------------------------------------------------------------
+# encode_frame
+
+
+def test_encode_frame_layout() -> None:
+    frame = encode_frame(Kind.RESULT, 2**64 - 1, b"body", MAX)
+    assert frame == HEADER.pack(4, Kind.RESULT, 2**64 - 1) + b"body"
+    assert HEADER.size == 13
+    assert frame[:4] == (4).to_bytes(4, "big")
+
+
+def test_encode_frame_refuses_a_body_over_the_limit() -> None:
+    assert encode_frame(Kind.REQUEST, 1, b"x" * 10, 10)[HEADER.size :] == b"x" * 10
+    with pytest.raises(ProtocolError, match=r"11 bytes exceeds max_frame_size \(10\)"):
+        encode_frame(Kind.REQUEST, 1, b"x" * 11, 10)
+
+
+def test_encode_frame_default_limit() -> None:
+    body = bytes(MAX + 1)
+    with pytest.raises(ProtocolError, match="exceeds max_frame_size"):
+        encode_frame(Kind.REQUEST, 1, body, MAX)
+    assert len(encode_frame(Kind.REQUEST, 1, body[:MAX], MAX)) == MAX + HEADER.size
+
+
+def test_encode_frame_empty_body() -> None:
+    assert encode_frame(Kind.CANCEL, 3, b"", MAX) == HEADER.pack(0, Kind.CANCEL, 3)
+
+
+# --------------------------------------------------------------------------
+# Reading
+
+
+async def test_one_frame_roundtrip(kind: str) -> None:
+    with anyio.fail_after(5):
+        async with open_pipe(kind) as (tx, rx):
+            writer, reader = FrameWriter(tx), FrameReader(rx, MAX)
+            await writer.send(encode_frame(Kind.REQUEST, 7, b"hello", MAX))
+            assert await reader.receive() == [(Kind.REQUEST, 7, b"hello")]
+            assert not reader.has_partial_frame
+
+
+async def test_many_frames_from_one_read(kind: str) -> None:
+    frames = [(Kind.NOTIFICATION, tx, f"frame {tx}".encode()) for tx in range(50)]
+    data = b"".join(encode_frame(k, tx, body, MAX) for k, tx, body in frames)
+    with anyio.fail_after(5):
+        async with open_pipe(kind) as (tx, rx):
+            reader = FrameReader(rx, MAX)
+            await tx.send(data)  # one write: the reader sees it in one read
+            assert await reader.receive() == frames
+            assert not reader.has_partial_frame
+
+
+async def test_frames_split_across_reads(kind: str) -> None:
+    first = encode_frame(Kind.REQUEST, 1, b"a" * 100, MAX)
+    second = encode_frame(Kind.REQUEST, 2, b"b" * 100, MAX)
+    with anyio.fail_after(5):
+        async with open_pipe(kind) as (tx, rx):
+            reader = FrameReader(rx, MAX)
+            await tx.send(first + second[:5])
+            assert await reader.receive() == [(Kind.REQUEST, 1, b"a" * 100)]
+            assert reader.has_partial_frame
+            await tx.send(second[5:50])
+            await tx.send(second[50:])
+            assert await reader.receive() == [(Kind.REQUEST, 2, b"b" * 100)]
+            assert not reader.has_partial_frame
+
+
+async def test_frame_delivered_one_byte_at_a_time() -> None:
+    """C1: a multi-byte UTF-8 payload split at every byte boundary."""
+    text = "€" * 100_000
+    serializer = JsonSerializer()
+    body = encode_body(serializer, "Echo", {"text": text})
+    frame = encode_frame(Kind.REQUEST, 42, body, MAX)
+    assert len(body) > 3 * 100_000
+    with anyio.fail_after(30):
+        async with open_pipe("memory", max_chunk=1) as (tx, rx):
+            assert isinstance(rx, MemoryReceive)
+            reader = FrameReader(rx, MAX)
+            await tx.send(frame)
+            [(kind, tx_id, got)] = await reader.receive()
+            assert rx.delivered == len(frame)  # really one byte per read
+    assert (kind, tx_id) == (Kind.REQUEST, 42)
+    assert decode_body(serializer, got) == ("Echo", {"text": text}, None)
+
+
+async def test_zero_length_frames(kind: str) -> None:
+    data = b"".join(encode_frame(Kind.CANCEL, tx, b"", MAX) for tx in range(3))
+    data += encode_frame(Kind.RESULT, 3, b"x", MAX)
+    with anyio.fail_after(5):
+        async with open_pipe(kind) as (tx, rx):
+            reader = FrameReader(rx, MAX)
+            await tx.send(data)
+            assert await reader.receive() == [
+                (Kind.CANCEL, 0, b""),
+                (Kind.CANCEL, 1, b""),
+                (Kind.CANCEL, 2, b""),
+                (Kind.RESULT, 3, b"x"),
+            ]
+
+
+async def test_lone_zero_length_frame(kind: str) -> None:
+    with anyio.fail_after(5):
+        async with open_pipe(kind) as (tx, rx):
+            reader = FrameReader(rx, MAX)
+            await FrameWriter(tx).send(encode_frame(Kind.SHUTDOWN, 0, b"", MAX))
+            assert await reader.receive() == [(Kind.SHUTDOWN, 0, b"")]
+
+
+# --------------------------------------------------------------------------
+# Oversized frames
+
+
+@pytest.mark.parametrize("announced", [2**32 - 1, MAX + 1])
+async def test_oversized_header_is_refused_before_the_body(
+    kind: str, announced: int
+) -> None:
+    """Only the header is sent: the error cannot come from reading the body."""
+    with anyio.fail_after(5):
+        async with open_pipe(kind) as (tx, rx):
+            reader = FrameReader(rx, MAX)
+            await tx.send(HEADER.pack(announced, Kind.REQUEST, 1))
+            with pytest.raises(ProtocolError) as info:
+                await reader.receive()
+    assert str(info.value) == (
+        f"incoming frame of {announced} bytes exceeds max_frame_size ({MAX})"
+    )
+
+
+async def test_oversized_frame_is_refused_after_one_read() -> None:
+    """With the body available, the reader still reads no more than one chunk."""
+    limit = 1000
+    body = bytes(4 * MiB)
+    with anyio.fail_after(5):
+        async with open_pipe("memory") as (tx, rx):
+            assert isinstance(rx, MemoryReceive)
+            reader = FrameReader(rx, limit)
+            await tx.send(HEADER.pack(len(body), Kind.REQUEST, 1) + body)
+            with pytest.raises(ProtocolError, match="exceeds max_frame_size"):
+                await reader.receive()
+            assert 0 < rx.delivered <= READ_SIZE
+
+
+@pytest.mark.parametrize("limit", [1, 1000, 300_000])
+async def test_max_frame_size_is_accepted_exactly(kind: str, limit: int) -> None:
+    body = bytes(range(256)) * (limit // 256) + bytes(limit % 256)
+    assert len(body) == limit
+    with anyio.fail_after(5):
+        async with open_pipe(kind) as (tx, rx):
+            reader = FrameReader(rx, limit)
+            writer = FrameWriter(tx)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(writer.send, encode_frame(Kind.RESULT, 9, body, limit))
+                frames = await reader.receive()
+            assert frames == [(Kind.RESULT, 9, body)]
+            await tx.send(HEADER.pack(limit + 1, Kind.RESULT, 10))
+            with pytest.raises(ProtocolError, match=f"{limit + 1} bytes exceeds"):
+                await reader.receive()
+
+
+async def test_largest_limit_accepts_the_largest_header(kind: str) -> None:
+    """With max_frame_size = 2**32 - 1, a 2**32 - 1 header is not refused: the
+    reader waits for the body (here: until the end of the stream)."""
+    with anyio.fail_after(5):
+        async with open_pipe(kind) as (tx, rx):
+            reader = FrameReader(rx, 2**32 - 1)
+            await tx.send(HEADER.pack(2**32 - 1, Kind.RESULT, 1) + b"partial")
+            await eof(tx)
+            with pytest.raises(anyio.EndOfStream):
+                await reader.receive()
+            assert reader.has_partial_frame
+
+
+# --------------------------------------------------------------------------
+# End of stream
+
+
+async def test_clean_eof(kind: str) -> None:
+    with anyio.fail_after(5):
+        async with open_pipe(kind) as (tx, rx):
+            reader = FrameReader(rx, MAX)
+            await tx.send(encode_frame(Kind.RESULT, 1, b"last", MAX))
+            await eof(tx)
+            assert await reader.receive() == [(Kind.RESULT, 1, b"last")]
+            with pytest.raises(anyio.EndOfStream):
+                await reader.receive()
+            assert not reader.has_partial_frame
+
+
+@pytest.mark.parametrize("cut", [1, HEADER.size - 1, HEADER.size, HEADER.size + 3])
+async def test_eof_in_mid_frame(kind: str, cut: int) -> None:
+    frame = encode_frame(Kind.RESULT, 1, b"0123456789", MAX)
+    with anyio.fail_after(5):
+        async with open_pipe(kind) as (tx, rx):
+            reader = FrameReader(rx, MAX)
+            await tx.send(frame[:cut])
+            await eof(tx)
+            with pytest.raises(anyio.EndOfStream):
+                await reader.receive()
+            assert reader.has_partial_frame
+
+
+# --------------------------------------------------------------------------
+# Writing
+
+
+async def test_concurrent_large_sends_arrive_intact(kind: str) -> None:
+    """C15: 100 tasks each send a 1 MiB frame at once; none is interleaved."""
+    count = 100
+    received: dict[int, bool] = {}
+
+    def expected(tx: int) -> bytes:
+        return bytes([tx]) * MiB
+
+    with anyio.fail_after(60):
+        async with open_pipe(kind) as (tx, rx):
+            writer, reader = FrameWriter(tx), FrameReader(rx, 2 * MiB)
+
+            async def read_all() -> None:
+                while len(received) < count:
+                    for kind_, tx_id, body in await reader.receive():
+                        assert kind_ == Kind.RESULT
+                        assert tx_id not in received
+                        received[tx_id] = body == expected(tx_id)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read_all)
+                async with anyio.create_task_group() as senders:
+                    for i in range(count):
+                        frame = encode_frame(Kind.RESULT, i, expected(i), 2 * MiB)
+                        senders.start_soon(writer.send, frame)
+            assert not reader.has_partial_frame
+    assert sorted(received) == list(range(count))
+    assert all(received.values())
+
+
+async def test_concurrent_small_sends_are_coalesced() -> None:
+    count = 100
+    with anyio.fail_after(5):
+        async with open_pipe("memory") as (tx, rx):
+            assert isinstance(tx, MemorySend)
+            writer, reader = FrameWriter(tx), FrameReader(rx, MAX)
+            async with anyio.create_task_group() as tg:
+                for i in range(count):
+                    frame = encode_frame(Kind.NOTIFICATION, i, b"%d" % i, MAX)
+                    tg.start_soon(writer.send, frame)
+            frames: list[tuple[int, int, bytes]] = []
+            while len(frames) < count:
+                frames += await reader.receive()
+    assert sorted(tx_id for _, tx_id, _ in frames) == list(range(count))
+    assert all(body == b"%d" % tx_id for _, tx_id, body in frames)
+    # The first frame goes out alone; the others queue behind it and go out
+    # joined together.
+    assert len(tx.sends) < 10
+    assert sum(tx.sends) == sum(
+        len(encode_frame(2, i, b"%d" % i, MAX)) for i in range(count)
+    )
+
+
+async def test_post_is_flushed_by_the_spawn_callback(kind: str) -> None:
+    with anyio.fail_after(5):
+        async with open_pipe(kind) as (tx, rx), anyio.create_task_group() as tg:
+            spawned: list[None] = []
+
+            def spawn_flush() -> None:
+                spawned.append(None)
+                tg.start_soon(writer.flush_posted)
+
+            writer = FrameWriter(tx, spawn_flush)
+            reader = FrameReader(rx, MAX)
+            writer.post(encode_frame(Kind.CANCEL, 1, b"", MAX))
+            writer.post(encode_frame(Kind.CANCEL, 2, b"", MAX))
+            assert len(spawned) == 1  # the second post joins the pending flush
+            frames: list[tuple[int, int, bytes]] = []
+            while len(frames) < 2:
+                frames += await reader.receive()
+            assert frames == [(Kind.CANCEL, 1, b""), (Kind.CANCEL, 2, b"")]
+
+            # A later post goes out too: through the flush still running (if
+            # its task has not finished yet) or through a new one.
+            writer.post(encode_frame(Kind.SHUTDOWN, 0, b"", MAX))
+            assert await reader.receive() == [(Kind.SHUTDOWN, 0, b"")]
+            assert len(spawned) <= 2
+
+
+async def test_send_after_post_keeps_order(kind: str) -> None:
+    with anyio.fail_after(5):
+        async with open_pipe(kind) as (tx, rx), anyio.create_task_group() as tg:
+            writer = FrameWriter(tx, lambda: tg.start_soon(writer.flush_posted))
+            reader = FrameReader(rx, MAX)
+            writer.post(encode_frame(Kind.CANCEL, 1, b"", MAX))
+            await writer.send(encode_frame(Kind.REQUEST, 2, b"req", MAX))
+            frames: list[tuple[int, int, bytes]] = []
+            while len(frames) < 2:
+                frames += await reader.receive()
+            assert frames == [(Kind.CANCEL, 1, b""), (Kind.REQUEST, 2, b"req")]
+
+
+async def test_send_on_a_broken_stream_raises(kind: str) -> None:
+    with anyio.fail_after(5):
+        async with open_pipe(kind) as (tx, rx):
+            writer = FrameWriter(tx)
+            await rx.aclose()
+            frame = encode_frame(Kind.REQUEST, 1, bytes(64 * 1024), MAX)
+
+            async def send_until_it_fails() -> None:
+                for _ in range(100):  # a socket may take a few writes to notice
+                    await writer.send(frame)
+
+            with pytest.raises((anyio.BrokenResourceError, anyio.ClosedResourceError)):
+                await send_until_it_fails()
+            # Once failed, the writer refuses every later frame.
+            with pytest.raises(anyio.BrokenResourceError):
+                await writer.send(frame)
+            writer.post(frame)  # dropped silently: the reader reports the failure

@@ -1,0 +1,43 @@
+"""A worker that uses a serializer named ``"json2"`` instead of the default.
+
+`Json2Serializer` is imported by the tests too, to give the host the odd one.
+"""
+
+from __future__ import annotations
+
+from isolated_workers import JsonSerializer
+
+
+class Json2Serializer(JsonSerializer):
+    """JSON under another name: host and worker must notice the difference."""
+
+    name = "json2"
+
+
+if __name__ == "__main__":
+    from isolated_workers import run_worker
+    from tests.workers import echo
+    from tests.workers.messages import (
+        Add,
+        Echo,
+        Fail,
+        GetStartup,
+        Messages,
+        Recall,
+        Remember,
+        Sleep,
+    )
+
+    run_worker(
+        Messages,
+        {
+            Echo: echo.echo,
+            Add: echo.add,
+            Fail: echo.fail,
+            Sleep: echo.sleep,
+            GetStartup: echo.get_startup,
+            Remember: echo.remember,
+            Recall: echo.recall,
+        },
+        serializer=Json2Serializer(),
+    )

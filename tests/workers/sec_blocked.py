@@ -1,0 +1,26 @@
+"""The echo worker, held back before it connects to its host.
+
+``python -m tests.workers.sec_blocked RELEASE``: writes its pid to
+``RELEASE.started``, waits (at most 30 s) until the file ``RELEASE`` exists,
+then runs ``tests.workers.echo``. Until then the host is STARTING with its
+socket directory in place, for the tests to inspect and attack.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+import time
+
+release = sys.argv[1]
+with open(f"{release}.started.tmp", "w") as started:
+    started.write(str(os.getpid()))
+os.rename(f"{release}.started.tmp", f"{release}.started")  # appears complete
+deadline = time.monotonic() + 30
+while not os.path.exists(release):
+    if time.monotonic() > deadline:
+        sys.exit(3)
+    time.sleep(0.005)
+del sys.argv[1]
+runpy.run_module("tests.workers.echo", run_name="__main__", alter_sys=True)

@@ -1,0 +1,41 @@
+"""A worker that reports its command line, environment and open fds."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+from isolated_workers import _worker, get_startup_data, run_worker
+from tests.workers.sec_messages import Introspect, Introspection, Messages
+
+startup = get_startup_data()  # performs the handshake
+assert _worker._session is not None
+SOCKET_FD = _worker._session.sock.fileno()
+PIPE_FD = _worker._session.pipe_fd
+
+
+def _fds() -> dict[str, str]:
+    fds: dict[str, str] = {}
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # the fd listdir used
+            fds[name] = os.readlink(f"/proc/self/fd/{name}")
+    return fds
+
+
+def introspect(msg: Introspect) -> Introspection:
+    return Introspection(
+        pid=os.getpid(),
+        cmdline=Path("/proc/self/cmdline").read_bytes(),
+        proc_environ=Path("/proc/self/environ").read_bytes(),
+        environ=dict(os.environ),
+        fds=_fds(),
+        socket_fd=SOCKET_FD,
+        pipe_fd=PIPE_FD,
+        startup_data=json.dumps(startup),
+    )
+
+
+if __name__ == "__main__":
+    run_worker(Messages, {Introspect: introspect})
