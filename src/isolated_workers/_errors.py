@@ -224,7 +224,7 @@ class RemoteError(WorkerError):
         if variant is None:
             try:
                 variant = type(
-                    f"Remote{name}", (cls, builtin), {"__module__": __name__}
+                    f"Remote{name}", (cls, builtin), {"__module__": "isolated_workers"}
                 )
             except TypeError:  # pragma: no cover - layout conflicts
                 variant = cls
@@ -238,4 +238,5 @@ class RemoteError(WorkerError):
         )
 
     def __str__(self) -> str:
-        return f"{self.remote_type}: {self.remote_message}"
+        name = self.remote_type.removeprefix("builtins.")
+        return f"{name}: {self.remote_message}"
