@@ -28,6 +28,7 @@ from ._registry import MessageRegistry, MessageSpec
 from ._serializers import JsonSerializer, Serializer
 from ._streams import SocketStream
 from ._util import DEFAULT_MAX_FRAME_SIZE, json_dumps, json_loads, raise_single
+from ._watchdog import enable_crash_reports, watch_host
 
 __all__ = ["get_startup_data", "run_worker", "serve_worker"]
 
@@ -47,7 +48,8 @@ class _Session:
                 "not in a worker process: this function works only in a process "
                 "started by isolated_workers.open_worker()"
             )
-        self.pipe_fd: int = info["pipe_fd"]
+        enable_crash_reports()
+        watch_host(info["pipe_fd"], info["socket"])
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(info["connect_timeout"])
         try:

@@ -1,0 +1,50 @@
+"""The worker's watch on its host: when the host dies, the worker goes too.
+
+The host keeps the write end of the bootstrap pipe open for the worker's whole
+life and writes nothing more to it, so the read end sees end-of-file exactly
+when the host process is gone, however it died (SIGKILL, OOM kill, os._exit).
+A thread waits for that, so that a worker blocked in a long synchronous
+handler, whose event loop cannot run, still exits. Unlike PR_SET_PDEATHSIG
+this does not depend on which thread of the host spawned the worker.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import shutil
+import signal
+import sys
+import threading
+
+__all__ = ["HOST_GONE_EXIT_CODE", "enable_crash_reports", "watch_host"]
+
+#: The exit status of a worker whose host died.
+HOST_GONE_EXIT_CODE = 75
+
+
+def watch_host(pipe_fd: int, socket_path: str) -> None:
+    """Exit this process at once when the host's end of ``pipe_fd`` closes."""
+
+    def wait_for_host_death() -> None:
+        try:
+            while os.read(pipe_fd, 4096):
+                pass
+        except OSError:
+            pass
+        # Normally the host removes the socket directory once the worker is
+        # connected; a host that died before then cannot.
+        shutil.rmtree(os.path.dirname(socket_path), ignore_errors=True)
+        os._exit(HOST_GONE_EXIT_CODE)
+
+    threading.Thread(
+        target=wait_for_host_death, name="isolated-workers host watch", daemon=True
+    ).start()
+
+
+def enable_crash_reports() -> None:
+    """Make a fatal signal leave a Python traceback on stderr, and SIGUSR1 dump
+    every thread's stack (for hunting deadlocks)."""
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)

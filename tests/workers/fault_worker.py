@@ -1,0 +1,70 @@
+"""A worker that blocks or dies on request, for the failure tests."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import NoReturn
+
+import anyio
+
+from isolated_workers import run_worker
+from tests.workers.fault_messages import Block, Crash, Faults, Ping, Work
+
+
+def note_entry(marker: str) -> None:
+    """Append a line to ``marker``: the test counts lines to see who entered."""
+    with open(marker, "a") as file:
+        file.write(f"{os.getpid()}\n")
+
+
+def ping(msg: Ping) -> int:
+    return os.getpid()
+
+
+async def block(msg: Block) -> None:
+    note_entry(msg.marker)
+    if msg.sync:
+        while True:
+            time.sleep(60)
+    await anyio.sleep_forever()
+
+
+async def work(msg: Work) -> int:
+    if not os.path.exists(msg.gate):
+        note_entry(msg.marker)
+        # The test opens the gate from another process: poll the file.
+        while not os.path.exists(msg.gate):
+            await anyio.sleep(0.01)
+    return 2 * msg.x
+
+
+def _segfault() -> NoReturn:
+    ctypes.string_at(0)
+    raise AssertionError("unreachable")
+
+
+def _raise_outside_handlers() -> NoReturn:
+    # An exception escaping the worker's own code, not a handler's.
+    raise SystemExit(1)
+
+
+CRASHES: dict[str, Callable[[], object]] = {
+    "sigkill": lambda: os.kill(os.getpid(), signal.SIGKILL),
+    "exit42": lambda: os._exit(42),
+    "segv": _segfault,
+    "abort": os.abort,
+    "sys_exit0": lambda: sys.exit(0),
+}
+
+
+def crash(msg: Crash) -> None:
+    CRASHES[msg.how]()
+
+
+if __name__ == "__main__":
+    run_worker(Faults, {Ping: ping, Block: block, Work: work, Crash: crash})
