@@ -14,10 +14,10 @@ import os
 import re
 import signal
 import traceback
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 import anyio
 import psutil
@@ -75,6 +75,13 @@ GUARD = 20
 PATIENCE = 10.0
 
 WorkerBackend = Literal["asyncio", "trio"]
+E = TypeVar("E", bound=BaseException)
+
+#: Options giving host and worker a frame limit of 1024 bytes.
+SMALL_FRAMES: dict[str, Any] = {
+    "max_frame_size": 1024,
+    "startup_data": {"worker_max_frame_size": 1024},
+}
 
 # --- helpers ------------------------------------------------------------------
 
@@ -91,23 +98,49 @@ def host_worker(
     )
 
 
+def start_host_worker(
+    worker_backend: str,
+) -> functools.partial[Coroutine[Any, Any, None]]:
+    """``start_worker`` on the host-test worker, for ``TaskGroup.start``.
+
+    TaskGroup.start takes no keyword arguments (on anyio as on Trio): the
+    options reach start_worker through functools.partial.
+    """
+    return functools.partial(
+        start_worker,
+        WORKER,
+        messages=HostMessages,
+        backend=cast(WorkerBackend, worker_backend),
+    )
+
+
+@asynccontextmanager
+async def hung_worker(worker_backend: str, hung: Path) -> AsyncIterator[WorkerClient]:
+    """A host-test worker (shutdown timeout 0.3 s) that `Hang` has blocked:
+    it ignores SIGTERM and has written the marker ``hung``."""
+    async with host_worker(worker_backend, timeouts=Timeouts(shutdown=0.3)) as client:
+        await client.send(Hang(str(hung)))
+        await wait_for_file(hung)
+        yield client
+
+
 # The worker is another process: polling is the way to see its files appear.
-async def wait_until(predicate: Callable[[], bool], what: str) -> None:
+async def wait_until_async(predicate: Callable[[], Awaitable[bool]], what: str) -> None:
     """Poll ``predicate`` with short sleeps until it holds; fail after PATIENCE."""
     with anyio.move_on_after(PATIENCE):
-        while not predicate():  # noqa: ASYNC110 - see above
+        while not await predicate():  # noqa: ASYNC110 - see above
             await anyio.sleep(0.005)
         return
     pytest.fail(f"gave up waiting for {what}")
 
 
-async def wait_until_async(predicate: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Like `wait_until`, for a predicate that asks the worker."""
-    with anyio.move_on_after(PATIENCE):
-        while not await predicate():  # noqa: ASYNC110 - see wait_until
-            await anyio.sleep(0.005)
-        return
-    pytest.fail(f"gave up waiting for {what}")
+async def wait_until(predicate: Callable[[], bool], what: str) -> None:
+    """Like `wait_until_async`, for a predicate that is a plain function."""
+
+    async def check() -> bool:
+        return predicate()
+
+    await wait_until_async(check, what)
 
 
 def marker(path: Path, suffix: str) -> Path:
@@ -145,6 +178,39 @@ async def active_handlers(client: WorkerClient, count: int) -> None:
     await wait_until_async(reached, f"{count} active Hold handlers")
 
 
+async def send_block(
+    client: WorkerClient, block: Path, error_type: type[E], errors: list[E]
+) -> None:
+    """Send ``Block(block)``; collect the ``error_type`` error it fails with."""
+    try:
+        await client.send(Block(str(block)))
+    except error_type as exc:
+        errors.append(exc)
+
+
+async def start_blocks(
+    tg: anyio.abc.TaskGroup,
+    client: WorkerClient,
+    blocks: list[Path],
+    error_type: type[E],
+) -> list[E]:
+    """Start a `send_block` in ``tg`` for each of ``blocks`` and wait until every
+    handler has entered; the list returned fills with their ``error_type`` errors."""
+    errors: list[E] = []
+    for block in blocks:
+        tg.start_soon(send_block, client, block, error_type, errors)
+    await wait_for_files([marker(b, "entered") for b in blocks])
+    return errors
+
+
+async def assert_sends_fail(client: WorkerClient, error_type: type[Exception]) -> None:
+    """A request and a notification both fail with ``error_type``."""
+    with pytest.raises(error_type):
+        await client.send(Echo(1))
+    with pytest.raises(error_type):
+        await client.send(Record(1))
+
+
 def assert_child(pid: int) -> None:
     """``pid`` is a live child process of this test process."""
     process = psutil.Process(pid)
@@ -162,6 +228,21 @@ async def assert_serving(client: WorkerClient, pid: int) -> None:
     assert client.state is WorkerState.READY
     assert await client.send(GetPid()) == pid
     assert await client.send(Echo(41, b"ok")) == Echoed(41, b"ok")
+
+
+async def assert_block_cancelled(client: WorkerClient, block: Path, pid: int) -> None:
+    """The `Block` handler of ``block`` had entered and was cancelled (it ran its
+    ``finally``), and the worker ``pid`` serves on."""
+    assert exists(marker(block, "entered"))
+    await wait_for_file(marker(block, "exited"))
+    await assert_serving(client, pid)
+
+
+def assert_only_client_closed(clients: list[WorkerClient]) -> None:
+    """``clients`` holds one client, closed and with its worker reaped."""
+    (client,) = clients
+    assert client.state is WorkerState.CLOSED
+    assert_reaped(client.pid)
 
 
 def expected_composite(seed: int) -> Composite:
@@ -285,10 +366,7 @@ async def test_client_state_before_and_after_close(
 
             await client.aclose()  # idempotent
             assert status(client) == (WorkerState.CLOSED, False, False)
-            with pytest.raises(WorkerClosedError):
-                await client.send(Echo(1))
-            with pytest.raises(WorkerClosedError):
-                await client.send(Record(1))
+            await assert_sends_fail(client, WorkerClosedError)
         # Leaving the block closes it once more: still a no-op.
         assert status(client) == (WorkerState.CLOSED, False, False)
 
@@ -298,20 +376,10 @@ async def test_aclose_fails_pending_requests(
 ) -> None:
     """Requests in flight when aclose() runs fail with WorkerClosedError."""
     blocks = [tmp_path / f"block{i}" for i in range(3)]
-    errors: list[WorkerClosedError] = []
-
-    async def call(client: WorkerClient, block: Path) -> None:
-        try:
-            await client.send(Block(str(block)))
-        except WorkerClosedError as exc:
-            errors.append(exc)
-
     with anyio.fail_after(GUARD):
         async with host_worker(worker_backend) as client:
             async with anyio.create_task_group() as tg:
-                for block in blocks:
-                    tg.start_soon(call, client, block)
-                await wait_for_files([marker(b, "entered") for b in blocks])
+                errors = await start_blocks(tg, client, blocks, WorkerClosedError)
                 await client.aclose()
             assert client.state is WorkerState.CLOSED
             assert_reaped(client.pid)
@@ -339,23 +407,14 @@ async def test_user_exception_leaves_open_worker_as_itself(
         await use_and_fail()
     assert excinfo.value is error
     assert excinfo.type is KeyError
-    (client,) = clients
-    assert client.state is WorkerState.CLOSED
-    assert_reaped(client.pid)
+    assert_only_client_closed(clients)
 
 
 async def test_start_worker_returns_a_ready_client(
     anyio_backend: object, worker_backend: str
 ) -> None:
     """start_worker gives a READY client; cancelling its task group reaps it."""
-    # TaskGroup.start takes no keyword arguments (on anyio as on Trio): the
-    # options reach start_worker through functools.partial.
-    start = functools.partial(
-        start_worker,
-        WORKER,
-        messages=HostMessages,
-        backend=cast(WorkerBackend, worker_backend),
-    )
+    start = start_host_worker(worker_backend)
     with anyio.fail_after(GUARD):
         async with anyio.create_task_group() as tg:
             client: WorkerClient = await tg.start(start)
@@ -373,12 +432,7 @@ async def test_user_exception_with_start_worker(
 ) -> None:
     """A KeyError beside start_worker comes out alone and the worker is reaped."""
     error = KeyError("user code")
-    start = functools.partial(
-        start_worker,
-        WORKER,
-        messages=HostMessages,
-        backend=cast(WorkerBackend, worker_backend),
-    )
+    start = start_host_worker(worker_backend)
     clients: list[WorkerClient] = []
 
     async def use_and_fail() -> None:
@@ -395,9 +449,7 @@ async def test_user_exception_with_start_worker(
         assert caught.exceptions == (error,)
     else:
         assert caught is error
-    (client,) = clients
-    assert client.state is WorkerState.CLOSED
-    assert_reaped(client.pid)
+    assert_only_client_closed(clients)
 
 
 # --- 5. errors raised by handlers --------------------------------------------
@@ -505,9 +557,7 @@ async def test_message_timeout(
             elapsed = anyio.current_time() - start
             assert isinstance(excinfo.value, TimeoutError)
             assert 0.25 <= elapsed < 2.0
-            assert exists(marker(slow, "entered"))
-            await wait_for_file(marker(slow, "exited"))
-            await assert_serving(client, pid)
+            await assert_block_cancelled(client, slow, pid)
 
 
 async def test_per_message_timeout_overrides_message(
@@ -551,9 +601,7 @@ async def test_cancelled_send_cancels_the_handler(
                 await client.send(Block(str(slow)))
             assert scope.cancelled_caught
             assert anyio.current_time() - start < 1.5
-            assert exists(marker(slow, "entered"))
-            await wait_for_file(marker(slow, "exited"))
-            await assert_serving(client, pid)
+            await assert_block_cancelled(client, slow, pid)
 
 
 async def test_mass_cancel(anyio_backend: object, worker_backend: str) -> None:
@@ -624,12 +672,8 @@ async def test_send_cancelled_before_it_starts_writes_nothing(
 
 async def test_oversized_messages(anyio_backend: object, worker_backend: str) -> None:
     """Oversized messages and results raise ProtocolError for that call only."""
-    options: dict[str, Any] = {
-        "max_frame_size": 1024,
-        "startup_data": {"worker_max_frame_size": 1024},
-    }
     with anyio.fail_after(GUARD):
-        async with host_worker(worker_backend, **options) as client:
+        async with host_worker(worker_backend, **SMALL_FRAMES) as client:
             pid = client.pid
             with pytest.raises(ProtocolError):
                 await client.send(Store(1, b"x" * 4096))
@@ -648,12 +692,8 @@ async def test_oversized_error_reply_fails_that_call_only(
     anyio_backend: object, worker_backend: str
 ) -> None:
     """A handler error over the worker's frame limit fails that call only."""
-    options: dict[str, Any] = {
-        "max_frame_size": 1024,
-        "startup_data": {"worker_max_frame_size": 1024},
-    }
     with anyio.fail_after(GUARD):
-        async with host_worker(worker_backend, **options) as client:
+        async with host_worker(worker_backend, **SMALL_FRAMES) as client:
             pid = client.pid
             with pytest.raises((ValueError, ProtocolError)):
                 await client.send(Explode("long", "e"))
@@ -712,21 +752,11 @@ async def test_sigkill_with_requests_in_flight(
 ) -> None:
     """SIGKILL fails 5 in-flight requests with WorkerCrashedError(SIGKILL)."""
     blocks = [tmp_path / f"block{i}" for i in range(5)]
-    errors: list[WorkerCrashedError] = []
-
-    async def call(client: WorkerClient, block: Path) -> None:
-        try:
-            await client.send(Block(str(block)))
-        except WorkerCrashedError as exc:
-            errors.append(exc)
-
     with anyio.fail_after(GUARD):
         async with host_worker(worker_backend) as client:
             pid = client.pid
             async with anyio.create_task_group() as tg:
-                for block in blocks:
-                    tg.start_soon(call, client, block)
-                await wait_for_files([marker(b, "entered") for b in blocks])
+                errors = await start_blocks(tg, client, blocks, WorkerCrashedError)
                 os.kill(pid, signal.SIGKILL)
             assert len(errors) == 5
             assert len({id(e) for e in errors}) == 5
@@ -737,10 +767,7 @@ async def test_sigkill_with_requests_in_flight(
             assert client.state is WorkerState.CRASHED
             assert not client.is_active
             with anyio.fail_after(1):
-                with pytest.raises(WorkerCrashedError):
-                    await client.send(Echo(1))
-                with pytest.raises(WorkerCrashedError):
-                    await client.send(Record(1))
+                await assert_sends_fail(client, WorkerCrashedError)
     assert_reaped(pid)
 
 
@@ -756,12 +783,8 @@ async def test_close_escalates_to_sigkill(
     """aclose() escalates to SIGKILL on a worker ignoring shutdown and SIGTERM."""
     hung = tmp_path / "hung"
     with anyio.fail_after(GUARD):
-        async with host_worker(
-            worker_backend, timeouts=Timeouts(shutdown=0.3)
-        ) as client:
+        async with hung_worker(worker_backend, hung) as client:
             pid = client.pid
-            await client.send(Hang(str(hung)))
-            await wait_for_file(hung)
             start = anyio.current_time()
             await client.aclose()
             elapsed = anyio.current_time() - start
@@ -777,12 +800,8 @@ async def test_cancelled_aclose_still_reaps(
     """Cancelling the task running aclose() still leaves the worker reaped."""
     hung = tmp_path / "hung"
     with anyio.fail_after(GUARD):
-        async with host_worker(
-            worker_backend, timeouts=Timeouts(shutdown=0.3)
-        ) as client:
+        async with hung_worker(worker_backend, hung) as client:
             pid = client.pid
-            await client.send(Hang(str(hung)))
-            await wait_for_file(hung)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(client.aclose)
                 await wait_until(

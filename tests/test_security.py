@@ -468,15 +468,24 @@ async def run_worker_side(sock: socket.socket, secret: bytes) -> BaseException |
     return await anyio.to_thread.run_sync(run)
 
 
+async def recorded_handshake(
+    secret: bytes,
+) -> tuple[RecordingStream, BaseException | None]:
+    """A handshake between a host and a worker both holding ``secret``: the
+    host's stream, recorded, and the worker side's error (`None` on success)."""
+    async with socket_pair() as (stream, worker_sock):
+        recorder = RecordingStream(stream)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(host_authenticate, recorder, secret)
+            worker_error = await run_worker_side(worker_sock, secret)
+    return recorder, worker_error
+
+
 async def test_handshake_succeeds_with_the_secret() -> None:
     """Control: host and worker sharing the secret both authenticate."""
     secret = os.urandom(32)
     with anyio.fail_after(10):
-        async with socket_pair() as (stream, worker_sock):
-            recorder = RecordingStream(stream)
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(host_authenticate, recorder, secret)
-                worker_error = await run_worker_side(worker_sock, secret)
+        recorder, worker_error = await recorded_handshake(secret)
     assert worker_error is None
     assert len(recorder.sent) == HOST_GREETING_SIZE + 32
     assert len(recorder.received) == WORKER_REPLY_SIZE
@@ -486,11 +495,8 @@ async def test_replayed_worker_reply_is_rejected() -> None:
     """A worker reply recorded in one handshake fails against a fresh challenge (D6)."""
     secret = os.urandom(32)
     with anyio.fail_after(10):
-        async with socket_pair() as (stream, worker_sock):
-            first = RecordingStream(stream)
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(host_authenticate, first, secret)
-                assert await run_worker_side(worker_sock, secret) is None
+        first, worker_error = await recorded_handshake(secret)
+        assert worker_error is None
         recorded_reply = bytes(first.received)
         assert len(recorded_reply) == WORKER_REPLY_SIZE
 
@@ -513,11 +519,8 @@ async def test_replayed_host_proof_is_rejected_by_worker() -> None:
     """A fake host replaying a recorded greeting and proof is refused (D6)."""
     secret = os.urandom(32)
     with anyio.fail_after(10):
-        async with socket_pair() as (stream, worker_sock):
-            first = RecordingStream(stream)
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(host_authenticate, first, secret)
-                assert await run_worker_side(worker_sock, secret) is None
+        first, worker_error = await recorded_handshake(secret)
+        assert worker_error is None
         greeting = bytes(first.sent[:HOST_GREETING_SIZE])
         proof = bytes(first.sent[HOST_GREETING_SIZE:])
         first_worker_nonce = bytes(first.received[32:])
@@ -834,7 +837,10 @@ async def test_worker_inherits_no_host_fds(
             seen = await introspect(worker)
             sibling_seen = await introspect(sibling)
             host_fds = _fd_targets()
-            pipe_target = host_fds[worker._pipe_fd]  # the host's end of the pipe
+            link = worker._link
+            assert link is not None
+            assert link._pipe_fd is not None
+            pipe_target = host_fds[link._pipe_fd]  # the host's end of the pipe
     fds = {int(fd): target for fd, target in seen.fds.items()}
     assert {0, 1, 2, seen.socket_fd, seen.pipe_fd} <= set(fds)
     assert fds[seen.socket_fd].startswith("socket:")

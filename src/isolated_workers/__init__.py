@@ -24,6 +24,7 @@ from ._errors import (
 )
 from ._host import WorkerOptions, open_worker, start_worker
 from ._messages import Notification, Request
+from ._policies import Reject, Retry, ShutdownPolicy
 from ._registry import MessageRegistry, define_messages
 from ._serializers import JsonSerializer, Serializer
 from ._timeouts import Timeouts
@@ -37,10 +38,13 @@ __all__ = [
     "MessageRegistry",
     "Notification",
     "ProtocolError",
+    "Reject",
     "RemoteError",
     "Request",
+    "Retry",
     "Serializer",
     "SerializerMismatchError",
+    "ShutdownPolicy",
     "ShutdownReason",
     "Timeouts",
     "WorkerClient",

@@ -1,4 +1,4 @@
-"""`WorkerClient`: the host's handle on one running worker."""
+"""`WorkerClient`: the host's handle on a worker, across respawns."""
 
 from __future__ import annotations
 
@@ -6,48 +6,49 @@ import contextlib
 import enum
 import itertools
 import logging
-import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, final, overload
 
 import anyio
-from anyio.abc import ByteStream, Process, TaskGroup
+from anyio.abc import TaskGroup
 
 from ._codec import StructureError
 from ._errors import (
-    ConnectionClosed,
     ConnectionLost,
-    Exited,
     ProtocolError,
     ShutdownReason,
     WorkerClosedError,
     WorkerCrashedError,
+    WorkerStartupError,
     WorkerTimeoutError,
 )
-from ._framing import FrameReader, FrameWriter, Kind, encode_frame
+from ._framing import Kind, encode_frame
+from ._link import FrameHandler, LostHandler, WorkerLink
 from ._messages import Notification, Request
-from ._process import signal_group, stop_and_reap
+from ._output import OutputSink
+from ._policies import Retry, ShutdownPolicy
 from ._protocol import decode_body, encode_body, error_from_payload
 from ._registry import MessageRegistry, MessageSpec
 from ._serializers import Serializer
 from ._timeouts import Timeouts
 
-__all__ = ["WorkerClient", "WorkerState"]
+__all__ = ["Spawner", "WorkerClient", "WorkerState", "open_client"]
 
 logger = logging.getLogger("isolated_workers")
 
 R = TypeVar("R")
 
-# How long to wait for the process to exit after its connection ends, so
-# that the crash is reported with its exit status rather than as a lost
-# connection.
-_EXIT_AFTER_EOF = 1.0
+#: Starts one worker process: ``await spawn(task_group, on_frame, on_lost)``.
+Spawner = Callable[[TaskGroup, FrameHandler, LostHandler], Awaitable[WorkerLink]]
 
 _STREAM_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
 
 class WorkerState(enum.Enum):
-    """Where a worker is in its life."""
+    """Where a worker is in its life.
+
+    ``STARTING`` is also the state while a crashed worker is being respawned.
+    """
 
     STARTING = "starting"
     READY = "ready"
@@ -57,12 +58,14 @@ class WorkerState(enum.Enum):
 
 
 class _Call:
-    """One request waiting for its reply."""
+    """One request waiting for its reply, across retries."""
 
-    __slots__ = ("done", "error", "event", "payload", "spec")
+    __slots__ = ("attempt", "done", "error", "event", "frame", "payload", "spec")
 
-    def __init__(self, spec: MessageSpec) -> None:
+    def __init__(self, spec: MessageSpec, frame: bytes) -> None:
         self.spec = spec
+        self.frame = frame
+        self.attempt = 1
         self.event = anyio.Event()
         self.done = False
         self.payload: Any = None
@@ -78,44 +81,51 @@ class _Call:
 
 @final
 class WorkerClient:
-    """The host's handle on a worker; made by `open_worker` or `start_worker`."""
+    """The host's handle on a worker; made by `open_worker` or `start_worker`.
+
+    The handle outlives the worker process when a `Retry` policy respawns it:
+    `pid` then names the new process.
+    """
 
     def __init__(
         self,
         *,
-        process: Process,
-        stream: ByteStream,
-        reader: FrameReader,
+        spawn: Spawner,
         messages: MessageRegistry,
         serializer: Serializer,
         timeouts: Timeouts,
         max_frame_size: int,
-        pipe_fd: int,
+        policy: ShutdownPolicy,
+        output: OutputSink,
         task_group: TaskGroup,
     ) -> None:
-        self._process = process
-        self._stream = stream
-        self._reader = reader
-        self._writer = FrameWriter(
-            stream, lambda: task_group.start_soon(self._writer.flush_posted)
-        )
+        self._spawn = spawn
         self._messages = messages
         self._serializer = serializer
         self._timeouts = timeouts
         self._max = max_frame_size
-        self._pipe_fd = pipe_fd
+        self._policy = policy
+        self._output = output
+        self._task_group = task_group
+        self._link: WorkerLink | None = None
         self._pending: dict[int, _Call] = {}
         self._tx = itertools.count(1)
-        self._state = WorkerState.READY
-        self._connected = True
+        self._state = WorkerState.STARTING
+        self._ready = anyio.Event()
         self._failure: ShutdownReason | None = None
-        self._exited = anyio.Event()
+        self._respawn_scope = anyio.CancelScope()
         self._closed = anyio.Event()
         self._closing = False
         #: Replies that arrived for requests nobody waits for any more.
         self.late_replies: int = 0
-        task_group.start_soon(self._watch_process)
-        task_group.start_soon(self._read_replies)
+        #: How many times a crashed worker was replaced under a `Retry` policy.
+        self.respawns: int = 0
+
+    async def _start(self) -> None:
+        """Start the first worker (`WorkerStartupError` if that fails)."""
+        self._link = await self._spawn(self._task_group, self._on_frame, self._on_lost)
+        self._state = WorkerState.READY
+        self._ready.set()
 
     # --- public API -----------------------------------------------------
 
@@ -126,18 +136,31 @@ class WorkerClient:
 
     @property
     def pid(self) -> int:
-        """The worker's process id."""
-        return self._process.pid
+        """The process id of the worker (of the newest one, after a respawn)."""
+        assert self._link is not None
+        return self._link.pid
 
     @property
     def is_connected(self) -> bool:
         """Whether the connection to the worker is up."""
-        return self._connected
+        return self._link is not None and self._link.connected
 
     @property
     def is_active(self) -> bool:
         """Whether the worker process is alive and connected."""
-        return self._connected and not self._exited.is_set()
+        return self._link is not None and self._link.is_active
+
+    @property
+    def captured_stdout(self) -> str:
+        """What the workers wrote to stdout, with ``output="capture"`` (the last
+        MiB); empty otherwise."""
+        return self._output.captured["stdout"].decode(errors="replace")
+
+    @property
+    def captured_stderr(self) -> str:
+        """What the workers wrote to stderr, with ``output="capture"`` (the last
+        MiB); empty otherwise."""
+        return self._output.captured["stderr"].decode(errors="replace")
 
     @overload
     async def send(self, message: Request[R]) -> R: ...
@@ -149,7 +172,8 @@ class WorkerClient:
         A request returns the handler's result, structured to the declared
         result type; a notification returns `None` once it is written. Wrap
         the call in `anyio.fail_after` for a tighter bound: a cancelled
-        request is cancelled in the worker too.
+        request is cancelled in the worker too. While a crashed worker is
+        being respawned, sends wait for the new one.
 
         Raises:
             WorkerTimeoutError: The request took longer than its timeout.
@@ -166,35 +190,37 @@ class WorkerClient:
         except KeyError as exc:
             raise TypeError(exc.args[0]) from None
         await anyio.lowlevel.checkpoint_if_cancelled()  # cancelled: write nothing
-        if self._state is not WorkerState.READY:
-            raise self._unavailable(spec.name)
         body = encode_body(self._serializer, spec.name, message)
         if spec.kind == "notification":
-            frame = encode_frame(Kind.NOTIFICATION, 0, body, self._max)
+            link = await self._ready_link(spec.name)
             try:
-                await self._writer.send(frame)
-            except _STREAM_ERRORS:
-                raise self._unavailable(spec.name) from None
+                await link.writer.send(
+                    encode_frame(Kind.NOTIFICATION, 0, body, self._max)
+                )
+            except _STREAM_ERRORS as exc:
+                raise WorkerCrashedError(ConnectionLost(exc), spec.name) from None
             return None
+        timeout = self._timeouts.for_message(spec.cls)
+        with anyio.move_on_after(timeout):
+            return await self._request(spec, body)
+        raise WorkerTimeoutError(f"{spec.name!r} did not complete within {timeout:g} s")
+
+    async def _request(self, spec: MessageSpec, body: bytes) -> Any:
+        link = await self._ready_link(spec.name)
         tx = next(self._tx)
-        frame = encode_frame(Kind.REQUEST, tx, body, self._max)
-        call = self._pending[tx] = _Call(spec)
+        call = self._pending[tx] = _Call(
+            spec, encode_frame(Kind.REQUEST, tx, body, self._max)
+        )
         try:
-            with anyio.move_on_after(self._timeouts.for_message(spec.cls)):
-                # On failure the reader task settles the call with the reason.
-                with contextlib.suppress(*_STREAM_ERRORS):
-                    await self._writer.send(frame)
-                await call.event.wait()
+            # If the write fails, the link reports why and settles the call.
+            with contextlib.suppress(*_STREAM_ERRORS):
+                await link.writer.send(call.frame)
+            await call.event.wait()
         finally:
             if not call.done:  # cancelled or timed out: cancel it in the worker
                 del self._pending[tx]
-                if self._state is WorkerState.READY:
-                    self._writer.post(encode_frame(Kind.CANCEL, tx, b"", self._max))
-        if not call.done:
-            raise WorkerTimeoutError(
-                f"{spec.name!r} did not complete within "
-                f"{self._timeouts.for_message(spec.cls):g} s"
-            )
+                if self._state is WorkerState.READY and self._link is not None:
+                    self._link.post(encode_frame(Kind.CANCEL, tx, b"", self._max))
         if call.error is not None:
             raise call.error
         try:
@@ -204,13 +230,20 @@ class WorkerClient:
                 f"the result of {spec.name!r} does not match its declared type: {exc}"
             ) from None
 
+    async def _ready_link(self, name: str) -> WorkerLink:
+        while self._state is WorkerState.STARTING:
+            await self._ready.wait()
+        if self._state is not WorkerState.READY or self._link is None:
+            raise self._unavailable(name)
+        return self._link
+
     async def aclose(self) -> None:
         """Close the worker gracefully; idempotent.
 
         Pending requests fail with `WorkerClosedError` and new sends are
-        refused. The worker is asked to stop, then sent SIGTERM, then SIGKILL,
-        each after `Timeouts.shutdown`; the process is always reaped, even
-        when the closing task is cancelled.
+        refused; a close never triggers retries. The worker is asked to stop,
+        then sent SIGTERM, then SIGKILL, each after `Timeouts.shutdown`; the
+        process is always reaped, even when the closing task is cancelled.
         """
         if self._closing:
             with anyio.CancelScope(shield=True):
@@ -219,69 +252,33 @@ class WorkerClient:
         self._closing = True
         with anyio.CancelScope(shield=True):
             try:
-                if self._state is WorkerState.READY:
-                    self._state = WorkerState.CLOSING
+                self._state = WorkerState.CLOSING
+                self._respawn_scope.cancel()
+                self._ready.set()
                 self._settle_all(
-                    lambda name: WorkerClosedError(
-                        f"the worker was closed; {name!r} did not complete"
+                    lambda call: WorkerClosedError(
+                        f"the worker was closed; {call.spec.name!r} did not complete"
                     )
                 )
-                if not self._exited.is_set():
-                    self._writer.post(encode_frame(Kind.SHUTDOWN, 0, b"", self._max))
-                await stop_and_reap(self._process, self._timeouts.shutdown)
-                self._exited.set()
-                await self._stream.aclose()
+                if self._link is not None:
+                    await self._link.close(self._timeouts.shutdown)
             finally:
-                os.close(self._pipe_fd)
-                self._connected = False
                 self._state = WorkerState.CLOSED
                 self._closed.set()
 
     def __repr__(self) -> str:
-        return f"<WorkerClient pid={self.pid} state={self._state.name}>"
+        pid = self._link.pid if self._link is not None else None
+        return f"<WorkerClient pid={pid} state={self._state.name}>"
 
-    # --- background tasks: they never raise ------------------------------
+    # --- called by the current link: never raise --------------------------
 
-    async def _watch_process(self) -> None:
-        returncode = await self._process.wait()
-        self._exited.set()
-        self._crash(Exited.from_returncode(returncode))
-
-    async def _read_replies(self) -> None:
-        reason: ShutdownReason
-        try:
-            while True:
-                for kind, tx, body in await self._reader.receive():
-                    self._on_frame(kind, tx, body)
-        except anyio.EndOfStream:
-            reason = ConnectionClosed()
-        except ProtocolError as exc:
-            # The framing is lost: nothing more can be read from this worker,
-            # so it is stopped; its callers learn what went wrong.
-            self._connected = False
-            message = str(exc)
-            self._settle_all(lambda name: ProtocolError(message))
-            self._crash(ConnectionLost(exc))
-            signal_group(self._process.pid)
-            return
-        except _STREAM_ERRORS as exc:
-            reason = ConnectionLost(exc)
-        self._connected = False
-        if self._state is not WorkerState.READY:
-            return
-        with anyio.move_on_after(_EXIT_AFTER_EOF):
-            await self._exited.wait()
-        if not self._exited.is_set():
-            self._crash(reason)
-            signal_group(self._process.pid)  # reaped by _watch_process
-
-    def _on_frame(self, kind: int, tx: int, body: bytes) -> None:
+    def _on_frame(self, link: WorkerLink, kind: int, tx: int, body: bytes) -> None:
         if kind not in (Kind.RESULT, Kind.ERROR):
             logger.warning(
-                "dropping a frame of unexpected kind %d from worker %d", kind, self.pid
+                "dropping a frame of unexpected kind %d from worker %d", kind, link.pid
             )
             return
-        call = self._pending.pop(tx, None)
+        call = self._pending.pop(tx, None) if link is self._link else None
         if call is None:
             self.late_replies += 1
             return
@@ -301,20 +298,78 @@ class WorkerClient:
         else:
             call.settle(payload)
 
-    # --- failure handling -------------------------------------------------
-
-    def _crash(self, reason: ShutdownReason) -> None:
-        """Record an exit the host did not ask for; the first report wins."""
-        if self._state is not WorkerState.READY:
+    def _on_lost(self, link: WorkerLink, reason: ShutdownReason) -> None:
+        """The worker stopped without being asked to: apply the policy."""
+        if link is not self._link or self._state is not WorkerState.READY:
             return
+        if isinstance(reason, ConnectionLost) and isinstance(
+            reason.error, ProtocolError
+        ):
+            # The worker broke the protocol: retrying would not help.
+            message = str(reason.error)
+            self._settle_all(lambda call: ProtocolError(message))
+            self._become_crashed(reason)
+            return
+        tail = link.stderr_tail
+        retry = False
+        for tx, call in list(self._pending.items()):
+            limit = self._policy.max_attempts(call.spec.cls)
+            if call.attempt < limit:
+                retry = True
+                continue
+            del self._pending[tx]
+            call.settle(error=self._crashed(reason, call, limit, tail))
+        if retry or isinstance(self._policy.default, Retry):
+            self._state = WorkerState.STARTING
+            self._ready = anyio.Event()
+            self._task_group.start_soon(self._respawn, reason, tail)
+        else:
+            self._become_crashed(reason)
+
+    async def _respawn(self, reason: ShutdownReason, tail: str) -> None:
+        with self._respawn_scope:
+            try:
+                link = await self._spawn(
+                    self._task_group, self._on_frame, self._on_lost
+                )
+            except WorkerStartupError as exc:
+                logger.error("could not respawn the worker: %s", exc)
+                self._settle_all(lambda call: self._crashed(reason, call, None, tail))
+                self._become_crashed(reason)
+                return
+            if self._state is not WorkerState.STARTING:  # closed meanwhile
+                await link.close(0)
+                return
+            self._link = link
+            self.respawns += 1
+            self._state = WorkerState.READY
+            for call in self._pending.values():
+                call.attempt += 1
+                link.post(call.frame)
+            self._ready.set()
+
+    def _crashed(
+        self, reason: ShutdownReason, call: _Call, limit: int | None, tail: str
+    ) -> WorkerCrashedError:
+        if limit is None:
+            limit = self._policy.max_attempts(call.spec.cls)
+        return WorkerCrashedError(
+            reason,
+            call.spec.name,
+            attempt=call.attempt,
+            max_attempts=limit,
+            stderr_tail=tail or None,
+        )
+
+    def _become_crashed(self, reason: ShutdownReason) -> None:
         self._state = WorkerState.CRASHED
         self._failure = reason
-        self._settle_all(lambda name: WorkerCrashedError(reason, name))
+        self._ready.set()
 
-    def _settle_all(self, make_error: Callable[[str], BaseException]) -> None:
+    def _settle_all(self, make_error: Callable[[_Call], BaseException]) -> None:
         pending, self._pending = self._pending, {}
         for call in pending.values():
-            call.settle(error=make_error(call.spec.name))
+            call.settle(error=make_error(call))
 
     def _unavailable(self, name: str) -> Exception:
         if self._state is WorkerState.CRASHED and self._failure is not None:
@@ -322,3 +377,29 @@ class WorkerClient:
         return WorkerClosedError(
             f"the worker is {self._state.value}; cannot send {name!r}"
         )
+
+
+async def open_client(
+    *,
+    spawn: Spawner,
+    messages: MessageRegistry,
+    serializer: Serializer,
+    timeouts: Timeouts,
+    max_frame_size: int,
+    policy: ShutdownPolicy,
+    output: OutputSink,
+    task_group: TaskGroup,
+) -> WorkerClient:
+    """Make a `WorkerClient` and start its first worker."""
+    client = WorkerClient(
+        spawn=spawn,
+        messages=messages,
+        serializer=serializer,
+        timeouts=timeouts,
+        max_frame_size=max_frame_size,
+        policy=policy,
+        output=output,
+        task_group=task_group,
+    )
+    await client._start()  # pyright: ignore[reportPrivateUsage]
+    return client

@@ -114,7 +114,10 @@ class WorkerCrashedError(WorkerError):
         reason: Why the worker stopped.
         message_type: The wire name of the message that failed.
         attempt: How many times the request had been sent when it failed.
-        max_attempts: How many sends were allowed before giving up.
+        max_attempts: How many sends its policy allowed: 1 under `Reject`,
+            N + 1 under ``Retry(attempts=N)``.
+        stderr_tail: The last lines the worker wrote to stderr, when its output
+            was logged or captured (``open_worker(output=...)``); else `None`.
     """
 
     def __init__(
@@ -124,19 +127,29 @@ class WorkerCrashedError(WorkerError):
         *,
         attempt: int = 1,
         max_attempts: int = 1,
+        stderr_tail: str | None = None,
     ) -> None:
         self.reason = reason
         self.message_type = message_type
         self.attempt = attempt
         self.max_attempts = max_attempts
+        self.stderr_tail = stderr_tail
         super().__init__(self._describe())
         if not isinstance(reason, Exited):
             self.add_note(f"Reason: {reason.describe()}")
+        if stderr_tail:
+            self.add_note(f"The worker's last lines on stderr:\n{stderr_tail}")
 
     def __reduce__(self) -> Any:
         return (
             _rebuild_crash,
-            (self.reason, self.message_type, self.attempt, self.max_attempts),
+            (
+                self.reason,
+                self.message_type,
+                self.attempt,
+                self.max_attempts,
+                self.stderr_tail,
+            ),
         )
 
     def _describe(self) -> str:
@@ -155,10 +168,18 @@ class WorkerCrashedError(WorkerError):
 
 
 def _rebuild_crash(
-    reason: ShutdownReason, message_type: str | None, attempt: int, max_attempts: int
+    reason: ShutdownReason,
+    message_type: str | None,
+    attempt: int,
+    max_attempts: int,
+    stderr_tail: str | None = None,
 ) -> WorkerCrashedError:
     return WorkerCrashedError(
-        reason, message_type, attempt=attempt, max_attempts=max_attempts
+        reason,
+        message_type,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        stderr_tail=stderr_tail,
     )
 
 

@@ -14,14 +14,17 @@ from pathlib import Path
 from typing import Any, TypedDict, Unpack, cast
 
 import anyio
-from anyio.abc import ByteStream, Process, TaskStatus
+from anyio.abc import ByteStream, Process, TaskGroup, TaskStatus
 
 from ._bootstrap import BOOTSTRAP_ENV, write_bootstrap
-from ._client import WorkerClient
+from ._client import WorkerClient, open_client
 from ._codec import unstructure
 from ._errors import SerializerMismatchError, WorkerStartupError
 from ._framing import MAX_FRAME_LIMIT, FrameReader, Kind, encode_frame
 from ._handshake import AuthenticationError, host_authenticate
+from ._link import FrameHandler, LostHandler, OutputPumps, WorkerLink
+from ._output import OutputMode, OutputSink
+from ._policies import ShutdownPolicy, Strategy
 from ._process import kill_and_reap, spawn
 from ._registry import MessageRegistry
 from ._serializers import JsonSerializer, Serializer
@@ -51,9 +54,11 @@ class WorkerOptions(TypedDict, total=False):
     cwd: str | os.PathLike[str] | None
     startup_data: Any
     timeouts: Timeouts | float | None
+    unexpected_shutdown: ShutdownPolicy | Strategy | None
     serializer: Serializer | None
     backend: str | None
     max_frame_size: int
+    output: OutputMode
 
 
 @asynccontextmanager
@@ -68,9 +73,11 @@ async def open_worker(
     cwd: str | os.PathLike[str] | None = None,
     startup_data: Any = None,
     timeouts: Timeouts | float | None = None,
+    unexpected_shutdown: ShutdownPolicy | Strategy | None = None,
     serializer: Serializer | None = None,
     backend: str | None = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    output: OutputMode = "inherit",
 ) -> AsyncGenerator[WorkerClient]:
     """Start a worker process and yield its `WorkerClient`; close it on exit.
 
@@ -88,11 +95,20 @@ async def open_worker(
             data or attrs instances; bytes travel as base64 text.
         timeouts: A `Timeouts`, or a number of seconds for startup, connect
             and message.
+        unexpected_shutdown: What a crash does to pending requests: `Reject`
+            (the default), `Retry`, or a `ShutdownPolicy` mixing them by
+            message class.
         serializer: Message serializer; must match the worker's (default:
             `JsonSerializer`).
         backend: The worker's event loop, ``"asyncio"`` or ``"trio"``
             (default: the host's own).
         max_frame_size: The largest message sent or accepted, in bytes.
+        output: Where the worker's stdout and stderr go: ``"inherit"`` (the
+            host's own), ``"log"`` (each line to the ``isolated_workers.worker``
+            logger) or ``"capture"`` (kept for `WorkerClient.captured_stdout`
+            and `WorkerClient.captured_stderr`). With ``"log"`` and
+            ``"capture"``, crash and startup errors carry the last lines of
+            stderr.
 
     Raises:
         WorkerStartupError: The worker could not be started or did not become
@@ -112,10 +128,21 @@ async def open_worker(
         serializer=serializer,
         backend=backend,
         max_frame_size=max_frame_size,
+        output=output,
     )
+    policy = ShutdownPolicy.coerce(unexpected_shutdown)
     try:
         async with anyio.create_task_group() as task_group:
-            client = await launch.start(task_group)
+            client = await open_client(
+                spawn=launch.spawn_link,
+                messages=launch.messages,
+                serializer=launch.serializer,
+                timeouts=launch.timeouts,
+                max_frame_size=launch.max_frame_size,
+                policy=policy,
+                output=launch.output,
+                task_group=task_group,
+            )
             try:
                 yield client
             finally:
@@ -161,6 +188,7 @@ class _Launch:
         max_frame_size: int,
         hello: bytes,
         target: str,
+        output: OutputSink,
     ) -> None:
         self.argv = argv
         self.env = env
@@ -171,6 +199,7 @@ class _Launch:
         self.max_frame_size = max_frame_size
         self.hello = hello
         self.target = target
+        self.output = output
 
     @classmethod
     def build(
@@ -188,6 +217,7 @@ class _Launch:
         serializer: Serializer | None,
         backend: str | None,
         max_frame_size: int,
+        output: str,
     ) -> _Launch:
         registry = cast(object, messages)  # checked for callers without types
         if not isinstance(registry, MessageRegistry):
@@ -236,15 +266,19 @@ class _Launch:
             max_frame_size=max_frame_size,
             hello=startup,
             target=target,
+            output=OutputSink(output),
         )
 
-    async def start(self, task_group: anyio.abc.TaskGroup) -> WorkerClient:
-        """Spawn the worker and wait until it is ready; on failure leave nothing."""
+    async def spawn_link(
+        self, task_group: TaskGroup, on_frame: FrameHandler, on_lost: LostHandler
+    ) -> WorkerLink:
+        """Spawn a worker and wait until it is ready; on failure leave nothing."""
         if len(self.hello) > MAX_FRAME_LIMIT:
             raise WorkerStartupError("startup_data is larger than 4 GiB")
         directory, listener = _listen()
         read_fd, write_fd = os.pipe()
         process: Process | None = None
+        pumps: OutputPumps | None = None
         try:
             secret = os.urandom(32)
             connect = self.timeouts.connect
@@ -262,30 +296,42 @@ class _Launch:
             env = {**self.env, BOOTSTRAP_ENV: str(read_fd)}
             try:
                 process = await spawn(
-                    self.argv, env=env, cwd=self.cwd, pass_fds=[read_fd]
+                    self.argv,
+                    env=env,
+                    cwd=self.cwd,
+                    pass_fds=[read_fd],
+                    piped=self.output.piped,
                 )
             finally:
                 os.close(read_fd)
+            if self.output.piped:
+                pumps = OutputPumps(self.output, process)
+                pumps.start(task_group)
             stream, reader = await self._handshake(process, listener, secret)
-        except BaseException:
+        except BaseException as exc:
             if process is not None:
                 await kill_and_reap(process)
+            if pumps is not None:
+                tail = await pumps.drain()
+                if tail and isinstance(exc, WorkerStartupError):
+                    exc.add_note(f"The worker's last lines on stderr:\n{tail}")
             os.close(write_fd)
             raise
         finally:
             listener.close()
             shutil.rmtree(directory, ignore_errors=True)
-        return WorkerClient(
+        link = WorkerLink(
             process=process,
             stream=stream,
             reader=reader,
-            messages=self.messages,
-            serializer=self.serializer,
-            timeouts=self.timeouts,
-            max_frame_size=self.max_frame_size,
             pipe_fd=write_fd,
-            task_group=task_group,
+            pumps=pumps,
+            max_frame_size=self.max_frame_size,
+            on_frame=on_frame,
+            on_lost=on_lost,
         )
+        await task_group.start(link.run)
+        return link
 
     async def _handshake(
         self, process: Process, listener: socket.socket, secret: bytes
@@ -371,41 +417,42 @@ async def _accept_authenticated(listener: socket.socket, secret: bytes) -> ByteS
     """Accept connections until one proves it knows ``secret``.
 
     Each peer is authenticated in a task of its own, so a silent one cannot
-    hold up the real worker.
+    hold up the real worker. Every other connection is closed on the way out,
+    including those whose task never got to run.
     """
-    winner: list[ByteStream] = []
+    peers: list[socket.socket] = []
+    winner: list[socket.socket] = []
 
     async def authenticate(conn: socket.socket) -> None:
-        stream = SocketStream(conn)
         try:
-            await host_authenticate(stream, secret)
+            await host_authenticate(SocketStream(conn), secret)
         except (
             AuthenticationError,
             anyio.EndOfStream,
             anyio.BrokenResourceError,
             OSError,
         ):
-            await anyio.aclose_forcefully(stream)
+            conn.close()  # at once: a refused peer learns it straight away
             return
-        except BaseException:
-            await anyio.aclose_forcefully(stream)
-            raise
-        if winner:
-            await anyio.aclose_forcefully(stream)
-            return
-        winner.append(stream)
-        peers.cancel_scope.cancel()
+        if not winner:
+            winner.append(conn)
+            tasks.cancel_scope.cancel()
 
-    async with anyio.create_task_group() as peers:
-        while True:
-            await anyio.wait_readable(listener)
-            try:
-                conn, _ = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                continue
-            conn.setblocking(False)
-            peers.start_soon(authenticate, conn)
-    return winner[0]
+    try:
+        async with anyio.create_task_group() as tasks:
+            while True:
+                await anyio.wait_readable(listener)
+                try:
+                    conn, _ = listener.accept()
+                except (BlockingIOError, InterruptedError):
+                    continue
+                peers.append(conn)
+                tasks.start_soon(authenticate, conn)
+    finally:
+        for conn in peers:
+            if not winner or conn is not winner[0]:
+                conn.close()
+    return SocketStream(winner[0])
 
 
 async def _receive_ready(reader: FrameReader) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ async def spawn(
     env: Mapping[str, str],
     cwd: str | os.PathLike[str] | None,
     pass_fds: Sequence[int],
+    piped: bool,
 ) -> Process:
     """Start a worker in its own session, so that a Ctrl+C in the terminal
     reaches only the host and the whole group can be killed at once."""
@@ -32,8 +33,8 @@ async def spawn(
         return await anyio.open_process(
             list(argv),
             stdin=subprocess.DEVNULL,
-            stdout=None,
-            stderr=None,
+            stdout=subprocess.PIPE if piped else None,
+            stderr=subprocess.PIPE if piped else None,
             env=env,
             cwd=cwd,
             start_new_session=True,

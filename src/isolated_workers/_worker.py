@@ -49,7 +49,8 @@ class _Session:
                 "started by isolated_workers.open_worker()"
             )
         enable_crash_reports()
-        watch_host(info["pipe_fd"], info["socket"])
+        self.pipe_fd: int = info["pipe_fd"]
+        watch_host(self.pipe_fd, info["socket"])
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(info["connect_timeout"])
         try:

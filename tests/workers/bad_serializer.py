@@ -16,28 +16,7 @@ class Json2Serializer(JsonSerializer):
 
 if __name__ == "__main__":
     from isolated_workers import run_worker
-    from tests.workers import echo
-    from tests.workers.messages import (
-        Add,
-        Echo,
-        Fail,
-        GetStartup,
-        Messages,
-        Recall,
-        Remember,
-        Sleep,
-    )
+    from tests.workers.echo_handlers import HANDLERS
+    from tests.workers.messages import Messages
 
-    run_worker(
-        Messages,
-        {
-            Echo: echo.echo,
-            Add: echo.add,
-            Fail: echo.fail,
-            Sleep: echo.sleep,
-            GetStartup: echo.get_startup,
-            Remember: echo.remember,
-            Recall: echo.recall,
-        },
-        serializer=Json2Serializer(),
-    )
+    run_worker(Messages, HANDLERS, serializer=Json2Serializer())

@@ -7,16 +7,8 @@ from typing import Any
 import attrs
 
 from isolated_workers import Request, run_worker
-from tests.workers.messages import (
-    Add,
-    Echo,
-    Fail,
-    GetStartup,
-    Messages,
-    Recall,
-    Remember,
-    Sleep,
-)
+from tests.workers.echo_handlers import HANDLERS
+from tests.workers.messages import Messages
 
 
 @attrs.frozen
@@ -31,9 +23,4 @@ def anything(msg: Any) -> Any:
 
 
 if __name__ == "__main__":
-    run_worker(
-        Messages,
-        dict.fromkeys(
-            (Echo, Add, Fail, Sleep, GetStartup, Remember, Recall, Stray), anything
-        ),
-    )
+    run_worker(Messages, {**HANDLERS, Stray: anything})

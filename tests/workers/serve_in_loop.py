@@ -3,65 +3,21 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Any
 
 import anyio
 
 from isolated_workers import serve_worker
-from tests.workers.messages import (
-    Add,
-    Echo,
-    Echoed,
-    Fail,
-    GetStartup,
-    Messages,
-    Recall,
-    Remember,
-    Sleep,
-)
-
-
-async def echo(msg: Echo) -> Echoed:
-    return Echoed(msg.value, msg.data)
-
-
-def add(msg: Add) -> int:
-    return msg.a + msg.b
-
-
-def fail(msg: Fail) -> None:
-    raise RuntimeError(msg.text)
-
-
-async def sleep(msg: Sleep) -> str:
-    await anyio.sleep(msg.seconds)
-    return "slept"
+from tests.workers.echo_handlers import HANDLERS
+from tests.workers.messages import GetStartup, Messages
 
 
 async def which_loop(msg: GetStartup) -> dict[str, object]:
     return {"loop": "trio" if "trio" in sys.modules else "asyncio"}
 
 
-def ignore(msg: Remember) -> None:
-    pass
-
-
-def recall(msg: Recall) -> list[int]:
-    return []
-
-
 async def main() -> None:
-    handlers: dict[type, Callable[[Any], Any]] = {
-        Echo: echo,
-        Add: add,
-        Fail: fail,
-        Sleep: sleep,
-        GetStartup: which_loop,
-        Remember: ignore,
-        Recall: recall,
-    }
-    await serve_worker(Messages, handlers)
+    # No get_startup_data() before this: serve_worker performs the handshake.
+    await serve_worker(Messages, {**HANDLERS, GetStartup: which_loop})
 
 
 if __name__ == "__main__":

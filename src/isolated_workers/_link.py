@@ -1,0 +1,190 @@
+"""`WorkerLink`: one worker process, its connection and its output."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from anyio.abc import ByteStream, Process, TaskGroup, TaskStatus
+
+from ._errors import ConnectionClosed, ConnectionLost, Exited, ProtocolError
+from ._errors import ShutdownReason as Reason
+from ._framing import FrameReader, FrameWriter, Kind, encode_frame
+from ._output import OutputSink
+from ._process import kill_and_reap, stop_and_reap
+
+__all__ = ["OutputPumps", "WorkerLink"]
+
+# After the connection ends, how long to wait for the process to exit, so that
+# a crash is reported with its exit status rather than as a lost connection.
+_EXIT_AFTER_EOF = 1.0
+# How long to let a dead worker's last output drain before reporting.
+_DRAIN = 0.5
+
+_STREAM_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+FrameHandler = Callable[["WorkerLink", int, int, bytes], None]
+LostHandler = Callable[["WorkerLink", Reason], None]
+
+
+class OutputPumps:
+    """Forward a worker's piped stdout and stderr to the client's sink."""
+
+    def __init__(self, output: OutputSink, process: Process) -> None:
+        self.tail = output.new_tail()
+        self._scope = anyio.CancelScope()
+        self._stderr_done = anyio.Event()
+        self._output = output
+        self._process = process
+
+    def start(self, task_group: TaskGroup) -> None:
+        if self._process.stdout is not None:
+            task_group.start_soon(self._pump, self._process.stdout, "stdout")
+        if self._process.stderr is not None:
+            task_group.start_soon(self._pump, self._process.stderr, "stderr")
+        else:
+            self._stderr_done.set()
+
+    async def _pump(self, stream: Any, name: Any) -> None:
+        try:
+            with self._scope:
+                await self._output.pump(stream, name, self._process.pid, self.tail)
+        finally:
+            if name == "stderr":
+                self._stderr_done.set()
+
+    async def drain(self) -> str:
+        """Wait briefly for stderr to end (a grandchild may hold it open), then
+        stop pumping; return the last lines of stderr."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_DRAIN):
+            await self._stderr_done.wait()
+        self._scope.cancel()
+        return "\n".join(self.tail)
+
+
+class WorkerLink:
+    """One worker process and its authenticated connection.
+
+    The link reports an end the host did not ask for to ``on_lost`` once, then
+    kills and reaps the process and releases its resources. It never raises.
+    """
+
+    writer: FrameWriter
+
+    def __init__(
+        self,
+        *,
+        process: Process,
+        stream: ByteStream,
+        reader: FrameReader,
+        pipe_fd: int,
+        pumps: OutputPumps | None,
+        max_frame_size: int,
+        on_frame: FrameHandler,
+        on_lost: LostHandler,
+    ) -> None:
+        self.process = process
+        self.pid = process.pid
+        self.connected = True
+        self.exited = anyio.Event()
+        self.stderr_tail = ""
+        self._stream = stream
+        self._reader = reader
+        self._pipe_fd: int | None = pipe_fd
+        self._pumps = pumps
+        self._max = max_frame_size
+        self._on_frame = on_frame
+        self._on_lost = on_lost
+        self._closing = False
+        self._reported = False
+        self._ended = anyio.Event()
+
+    @property
+    def is_active(self) -> bool:
+        return self.connected and not self.exited.is_set()
+
+    async def run(self, *, task_status: TaskStatus[None]) -> None:
+        """Read frames and watch the process until the link ends.
+
+        The link ends when it is closed or the worker is lost, never because
+        the host's task was cancelled: `close` must still be able to ask the
+        worker to stop, and the reader must see what it says until then.
+        """
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as tg:
+                self.writer = FrameWriter(
+                    self._stream, lambda: tg.start_soon(self.writer.flush_posted)
+                )
+                tg.start_soon(self._watch_process)
+                tg.start_soon(self._read_frames)
+                task_status.started()
+                await self._ended.wait()
+                if not self._closing:  # a crash: clean up now, not at close
+                    await self._release(kill=True)
+                tg.cancel_scope.cancel()
+
+    async def close(self, grace: float) -> None:
+        """Ask the worker to stop, escalate after ``grace``, release everything."""
+        self._closing = True
+        with anyio.CancelScope(shield=True):
+            if not self.exited.is_set() and self.connected:
+                self.post(encode_frame(Kind.SHUTDOWN, 0, b"", self._max))
+            await stop_and_reap(self.process, grace)
+            await self._release(kill=False)
+            self._ended.set()
+
+    def post(self, frame: bytes) -> None:
+        """Queue a frame without waiting (used for cancellations and retries)."""
+        if not self._ended.is_set():  # else nothing would write it
+            self.writer.post(frame)
+
+    async def _watch_process(self) -> None:
+        returncode = await self.process.wait()
+        self.exited.set()
+        await self._report(Exited.from_returncode(returncode))
+
+    async def _read_frames(self) -> None:
+        reason: Reason
+        try:
+            while True:
+                for kind, tx, body in await self._reader.receive():
+                    self._on_frame(self, kind, tx, body)
+        except anyio.EndOfStream:
+            reason = ConnectionClosed()
+        except ProtocolError as exc:
+            # The framing is lost: nothing more can be read from this worker.
+            self.connected = False
+            await self._report(ConnectionLost(exc))
+            return
+        except _STREAM_ERRORS as exc:
+            reason = ConnectionLost(exc)
+        self.connected = False
+        with anyio.move_on_after(_EXIT_AFTER_EOF):
+            await self.exited.wait()
+        if not self.exited.is_set():  # alive without a connection: a crash too
+            await self._report(reason)
+
+    async def _report(self, reason: Reason) -> None:
+        if self._reported or self._closing:
+            return
+        self._reported = True
+        if self._pumps is not None:
+            self.stderr_tail = await self._pumps.drain()
+        if not self._closing:
+            self._on_lost(self, reason)
+        self._ended.set()
+
+    async def _release(self, *, kill: bool) -> None:
+        with anyio.CancelScope(shield=True):
+            if kill:
+                await kill_and_reap(self.process)
+            self.exited.set()
+            self.connected = False
+            if self._pumps is not None:
+                self.stderr_tail = await self._pumps.drain()
+            await self._stream.aclose()
+            if self._pipe_fd is not None:
+                os.close(self._pipe_fd)
+                self._pipe_fd = None

@@ -1,0 +1,78 @@
+"""The handlers of the shared registry in ``tests/workers/messages.py``.
+
+Imported by the workers that serve `Messages`. Importing this module performs
+no handshake: ``serve_in_loop`` relies on `serve_worker` doing its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from isolated_workers import get_startup_data
+from tests.workers.messages import (
+    Add,
+    Echo,
+    Echoed,
+    Fail,
+    GetStartup,
+    Recall,
+    Remember,
+    Sleep,
+)
+
+remembered: list[int] = []
+
+
+async def echo(msg: Echo) -> Echoed:
+    return Echoed(msg.value, msg.data)
+
+
+def add(msg: Add) -> int:
+    return msg.a + msg.b
+
+
+def fail(msg: Fail) -> None:
+    if msg.kind == "zero":
+        1 / 0  # noqa: B018
+    if msg.kind == "oserror":
+        raise FileNotFoundError(2, msg.text)
+    raise RuntimeError(msg.text)
+
+
+async def sleep(msg: Sleep) -> str:
+    try:
+        await anyio.sleep(msg.seconds)
+    finally:
+        if msg.marker:
+            # Blocking on purpose: an await here would not run once cancelled.
+            Path(msg.marker).write_text(f"{os.getpid()}")
+    return "slept"
+
+
+def get_startup(msg: GetStartup) -> dict[str, Any]:
+    # The session is cached: this repeats no handshake.
+    return {"startup": get_startup_data()}
+
+
+def remember(msg: Remember) -> None:
+    remembered.append(msg.value)
+
+
+def recall(msg: Recall) -> list[int]:
+    return remembered
+
+
+HANDLERS: dict[type, Callable[[Any], Any]] = {
+    Echo: echo,
+    Add: add,
+    Fail: fail,
+    Sleep: sleep,
+    GetStartup: get_startup,
+    Remember: remember,
+    Recall: recall,
+}
