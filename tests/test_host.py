@@ -128,7 +128,7 @@ async def hung_worker(worker_backend: str, hung: Path) -> AsyncIterator[WorkerCl
 async def wait_until_async(predicate: Callable[[], Awaitable[bool]], what: str) -> None:
     """Poll ``predicate`` with short sleeps until it holds; fail after PATIENCE."""
     with anyio.move_on_after(PATIENCE):
-        while not await predicate():  # noqa: ASYNC110 - see above
+        while not await predicate():
             await anyio.sleep(0.005)
         return
     pytest.fail(f"gave up waiting for {what}")

@@ -327,6 +327,7 @@ class WorkerClient:
             self._become_crashed(reason)
 
     async def _respawn(self, reason: ShutdownReason, tail: str) -> None:
+        self._respawn_scope = anyio.CancelScope()
         with self._respawn_scope:
             try:
                 link = await self._spawn(

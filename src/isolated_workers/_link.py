@@ -34,7 +34,7 @@ class OutputPumps:
 
     def __init__(self, output: OutputSink, process: Process) -> None:
         self.tail = output.new_tail()
-        self._scope = anyio.CancelScope()
+        self._scopes: list[anyio.CancelScope] = []
         self._stderr_done = anyio.Event()
         self._output = output
         self._process = process
@@ -49,7 +49,8 @@ class OutputPumps:
 
     async def _pump(self, stream: Any, name: Any) -> None:
         try:
-            with self._scope:
+            with anyio.CancelScope() as scope:
+                self._scopes.append(scope)
                 await self._output.pump(stream, name, self._process.pid, self.tail)
         finally:
             if name == "stderr":
@@ -60,7 +61,8 @@ class OutputPumps:
         stop pumping; return the last lines of stderr."""
         with anyio.CancelScope(shield=True), anyio.move_on_after(_DRAIN):
             await self._stderr_done.wait()
-        self._scope.cancel()
+        for scope in self._scopes:
+            scope.cancel()
         return "\n".join(self.tail)
 
 

@@ -14,7 +14,7 @@ __all__ = ["OutputMode", "OutputSink"]
 OutputMode = Literal["inherit", "log", "capture"]
 
 #: Lines of a worker's stderr kept for crash reports.
-TAIL_LINES = 20
+TAIL_LINES = 50
 #: Bytes of each stream kept in "capture" mode (the most recent ones).
 CAPTURE_LIMIT = 1024 * 1024
 

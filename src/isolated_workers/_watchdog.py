@@ -43,8 +43,8 @@ def watch_host(pipe_fd: int, socket_path: str) -> None:
 
 
 def enable_crash_reports() -> None:
-    """Make a fatal signal leave a Python traceback on stderr, and SIGUSR1 dump
-    every thread's stack (for hunting deadlocks)."""
-    faulthandler.enable(file=sys.stderr, all_threads=True)
+    """Make a fatal signal leave the crashing thread's Python stack on stderr,
+    and SIGUSR1 dump every thread's stack (for hunting deadlocks)."""
+    faulthandler.enable(file=sys.stderr, all_threads=False)
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)

@@ -38,4 +38,12 @@ class Crash(Request[None]):
     how: str
 
 
-Faults = define_messages(Ping, Block, Work, Crash)
+@attrs.frozen
+class Say(Request[None]):
+    """Write ``stdout`` and ``stderr`` to the worker's own streams, flushed."""
+
+    stdout: str = ""
+    stderr: str = ""
+
+
+Faults = define_messages(Ping, Block, Work, Crash, Say)

@@ -13,7 +13,12 @@ from typing import NoReturn
 import anyio
 
 from isolated_workers import run_worker
-from tests.workers.fault_messages import Block, Crash, Faults, Ping, Work
+from tests.workers.fault_messages import Block, Crash, Faults, Ping, Say, Work
+
+# A respawn that must fail: the test creates this file after the first start.
+_REFUSE_IF = os.environ.get("FAULT_REFUSE_START_IF")
+if _REFUSE_IF and os.path.exists(_REFUSE_IF):
+    raise SystemExit(f"refusing to start: {_REFUSE_IF} exists")
 
 
 def note_entry(marker: str) -> None:
@@ -66,5 +71,12 @@ def crash(msg: Crash) -> None:
     CRASHES[msg.how]()
 
 
+def say(msg: Say) -> None:
+    sys.stdout.write(msg.stdout)
+    sys.stdout.flush()
+    sys.stderr.write(msg.stderr)
+    sys.stderr.flush()
+
+
 if __name__ == "__main__":
-    run_worker(Faults, {Ping: ping, Block: block, Work: work, Crash: crash})
+    run_worker(Faults, {Ping: ping, Block: block, Work: work, Crash: crash, Say: say})
