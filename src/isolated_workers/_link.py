@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from typing import Any
@@ -114,24 +115,30 @@ class WorkerLink:
         the host's task was cancelled: `close` must still be able to ask the
         worker to stop, and the reader must see what it says until then.
         """
-        with anyio.CancelScope(shield=True):
-            async with anyio.create_task_group() as tg:
-                self.writer = FrameWriter(
-                    self._stream, lambda: tg.start_soon(self.writer.flush_posted)
-                )
-                tg.start_soon(self._watch_process)
-                tg.start_soon(self._read_frames)
-                task_status.started()
-                await self._ended.wait()
-                if not self._closing:  # a crash: clean up now, not at close
-                    await self._release(kill=True)
-                tg.cancel_scope.cancel()
+        try:
+            with anyio.CancelScope(shield=True):
+                async with anyio.create_task_group() as tg:
+                    self.writer = FrameWriter(
+                        self._stream, lambda: tg.start_soon(self.writer.flush_posted)
+                    )
+                    tg.start_soon(self._watch_process)
+                    tg.start_soon(self._read_frames)
+                    task_status.started()
+                    await self._ended.wait()
+                    if not self._closing:  # a crash: clean up now, not at close
+                        await self._release(kill=True)
+                    tg.cancel_scope.cancel()
+        finally:
+            self._ended.set()  # also if a KeyboardInterrupt cut it short
 
     async def close(self, grace: float) -> None:
         """Ask the worker to stop, escalate after ``grace``, release everything."""
         self._closing = True
         with anyio.CancelScope(shield=True):
-            if not self.exited.is_set() and self.connected:
+            if self._ended.is_set():  # nothing writes frames any more
+                with contextlib.suppress(Exception):
+                    await self._stream.send_eof()  # which also asks it to stop
+            elif not self.exited.is_set() and self.connected:
                 self.post(encode_frame(Kind.SHUTDOWN, 0, b"", self._max))
             await stop_and_reap(self.process, grace)
             await self._release(kill=False)
