@@ -124,8 +124,9 @@ async def test_a_request_that_always_crashes_is_sent_attempts_plus_one_times(
             assert worker.respawns == attempts + 1
     error = caught.value
     assert (error.attempt, error.max_attempts) == (attempts + 1, attempts + 1)
+    retries = "1 retry" if attempts == 1 else f"{attempts} retries"
     assert str(error).startswith(
-        f"Worker crashed after {attempts + 1} attempts ({attempts} retries) "
+        f"Worker crashed after {attempts + 1} attempts ({retries}) "
         "while processing 'Crash'"
     )
 
@@ -205,3 +206,23 @@ def test_retry_needs_at_least_one_attempt() -> None:
     policy = ShutdownPolicy.coerce(Retry(2))
     assert policy.max_attempts(Ping) == 3
     assert ShutdownPolicy.coerce(None).for_message(Ping) == Reject()
+
+
+async def test_a_worker_that_keeps_dying_while_idle_is_given_up_on() -> None:
+    """Under Retry(attempts=2), idle crashes stop being repaired after 2 in a row."""
+    with anyio.fail_after(GUARD):
+        async with open_worker(
+            FAULT_WORKER, messages=Faults, unexpected_shutdown=Retry(attempts=2)
+        ) as worker:
+            for _ in range(3):
+                while worker.state is WorkerState.STARTING:
+                    await anyio.sleep(0.01)
+                if worker.state is WorkerState.CRASHED:
+                    break
+                os.kill(worker.pid, signal.SIGKILL)
+                while worker.state is WorkerState.READY:
+                    await anyio.sleep(0.01)
+            while worker.state is WorkerState.STARTING:
+                await anyio.sleep(0.01)
+            assert worker.state is WorkerState.CRASHED
+            assert worker.respawns == 2

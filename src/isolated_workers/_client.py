@@ -120,6 +120,9 @@ class WorkerClient:
         self.late_replies: int = 0
         #: How many times a crashed worker was replaced under a `Retry` policy.
         self.respawns: int = 0
+        # Crashes with nothing pending since the last reply: bounds the repair
+        # of a worker that keeps dying on its own under a Retry default.
+        self._idle_crashes = 0
 
     async def _start(self) -> None:
         """Start the first worker (`WorkerStartupError` if that fails)."""
@@ -282,6 +285,7 @@ class WorkerClient:
         if call is None:
             self.late_replies += 1
             return
+        self._idle_crashes = 0
         try:
             name, payload, _meta = decode_body(self._serializer, body)
         except ProtocolError as exc:
@@ -311,6 +315,8 @@ class WorkerClient:
             self._become_crashed(reason)
             return
         tail = link.stderr_tail
+        if not self._pending:
+            self._idle_crashes += 1
         retry = False
         for tx, call in list(self._pending.items()):
             limit = self._policy.max_attempts(call.spec.cls)
@@ -319,7 +325,10 @@ class WorkerClient:
                 continue
             del self._pending[tx]
             call.settle(error=self._crashed(reason, call, limit, tail))
-        if retry or isinstance(self._policy.default, Retry):
+        default = self._policy.default
+        if retry or (
+            isinstance(default, Retry) and self._idle_crashes <= default.attempts
+        ):
             self._state = WorkerState.STARTING
             self._ready = anyio.Event()
             self._task_group.start_soon(self._respawn, reason, tail)
@@ -335,7 +344,17 @@ class WorkerClient:
                 )
             except WorkerStartupError as exc:
                 logger.error("could not respawn the worker: %s", exc)
-                self._settle_all(lambda call: self._crashed(reason, call, None, tail))
+                startup_error = exc
+
+                def unrestartable(call: _Call) -> WorkerCrashedError:
+                    error = self._crashed(reason, call, None, tail)
+                    error.add_note(
+                        f"The worker could not be restarted: {startup_error}"
+                    )
+                    error.__cause__ = startup_error
+                    return error
+
+                self._settle_all(unrestartable)
                 self._become_crashed(reason)
                 return
             if self._state is not WorkerState.STARTING:  # closed meanwhile

@@ -135,7 +135,7 @@ class WorkerCrashedError(WorkerError):
         self.max_attempts = max_attempts
         self.stderr_tail = stderr_tail
         super().__init__(self._describe())
-        if not isinstance(reason, Exited):
+        if not isinstance(reason, Exited) or max_attempts > 1:
             self.add_note(f"Reason: {reason.describe()}")
         if stderr_tail:
             self.add_note(f"The worker's last lines on stderr:\n{stderr_tail}")
@@ -154,9 +154,15 @@ class WorkerCrashedError(WorkerError):
 
     def _describe(self) -> str:
         what = f" while processing {self.message_type!r}" if self.message_type else ""
-        if self.max_attempts > 1:
+        if self.attempt == 0:  # refused up front: the worker had crashed before
+            status = self.reason.describe()
+            return (
+                f"Worker crashed earlier ({status}); {self.message_type!r} was not sent"
+            )
+        if self.max_attempts > 1 and self.attempt == self.max_attempts:
             retries = self.attempt - 1
-            head = f"Worker crashed after {self.attempt} attempts ({retries} retries)"
+            plural = "retry" if retries == 1 else "retries"
+            head = f"Worker crashed after {self.attempt} attempts ({retries} {plural})"
         elif isinstance(self.reason, Exited):
             head = f"Worker crashed ({self.reason.describe()})"
         else:

@@ -17,6 +17,7 @@ class Reject:
 
     @property
     def max_attempts(self) -> int:
+        """How many times a request may be sent in all: once."""
         return 1
 
 
@@ -36,6 +37,7 @@ class Retry:
 
     @property
     def max_attempts(self) -> int:
+        """How many times a request may be sent in all: ``attempts + 1``."""
         return self.attempts + 1
 
 

@@ -35,6 +35,10 @@ def watch_host(pipe_fd: int, socket_path: str) -> None:
         # Normally the host removes the socket directory once the worker is
         # connected; a host that died before then cannot.
         shutil.rmtree(os.path.dirname(socket_path), ignore_errors=True)
+        if os.getpgrp() == os.getpid():
+            # The worker leads its own group: take what it started along too,
+            # as its host would have on close.
+            os.killpg(0, signal.SIGKILL)
         os._exit(HOST_GONE_EXIT_CODE)
 
     threading.Thread(
