@@ -30,7 +30,10 @@ class OutputSink:
                 f"output must be 'inherit', 'log' or 'capture', not {mode!r}"
             )
         self.mode = mode
-        self.captured = {"stdout": bytearray(), "stderr": bytearray()}
+        self.captured: dict[str, bytearray] = {
+            "stdout": bytearray(),
+            "stderr": bytearray(),
+        }
 
     @property
     def piped(self) -> bool:
