@@ -330,58 +330,64 @@ class _Launch:
             on_frame=on_frame,
             on_lost=on_lost,
         )
-        await task_group.start(link.run)
+        # The link's task is shielded once started, so start it shielded too;
+        # a cancellation that arrived meanwhile closes it rather than hangs.
+        with anyio.CancelScope(shield=True):
+            await task_group.start(link.run)
+        try:
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        except BaseException:
+            await link.close(0)
+            raise
         return link
 
     async def _handshake(
         self, process: Process, listener: socket.socket, secret: bytes
     ) -> tuple[ByteStream, FrameReader]:
-        exit_code: int | None = None
         stream: ByteStream | None = None
-        reader: FrameReader | None = None
-        ready: dict[str, Any] | None = None
-        with anyio.move_on_after(self.timeouts.startup) as deadline:
-            async with anyio.create_task_group() as race:
+        try:
+            exit_code: int | None = None
+            reader: FrameReader | None = None
+            ready: dict[str, Any] | None = None
+            with anyio.move_on_after(self.timeouts.startup) as deadline:
+                async with anyio.create_task_group() as race:
 
-                async def watch_exit() -> None:
-                    nonlocal exit_code
-                    exit_code = await process.wait()
-                    if stream is None:  # not connected yet: stop waiting for it
-                        race.cancel_scope.cancel()
+                    async def watch_exit() -> None:
+                        nonlocal exit_code
+                        exit_code = await process.wait()
+                        if stream is None:  # not connected: stop waiting for it
+                            race.cancel_scope.cancel()
 
-                race.start_soon(watch_exit)
-                stream = await _accept_authenticated(listener, secret)
-                try:
+                    race.start_soon(watch_exit)
+                    stream = await _accept_authenticated(listener, secret)
                     await stream.send(
                         encode_frame(Kind.HELLO, 0, self.hello, MAX_FRAME_LIMIT)
                     )
                     reader = FrameReader(stream, self.max_frame_size)
                     ready = await _receive_ready(reader)
-                except BaseException:
-                    await anyio.aclose_forcefully(stream)
-                    raise
-                race.cancel_scope.cancel()
-        if deadline.cancelled_caught:
-            raise WorkerStartupError(
-                f"worker {self.target!r} did not become ready within "
-                f"{self.timeouts.startup:g} s (did it call run_worker()?)"
-            )
-        if stream is None or reader is None or ready is None:
-            if stream is not None:
+                    race.cancel_scope.cancel()
+            if deadline.cancelled_caught:
+                raise WorkerStartupError(
+                    f"worker {self.target!r} did not become ready within "
+                    f"{self.timeouts.startup:g} s (did it call run_worker()?)"
+                )
+            if stream is None or reader is None or ready is None:
+                if exit_code is None:
+                    with anyio.move_on_after(self.timeouts.shutdown):
+                        exit_code = await process.wait()
+                raise WorkerStartupError(
+                    f"worker {self.target!r} exited (code {exit_code}) before it "
+                    "was ready; its stderr may say why"
+                )
+            if not ready.get("ok"):
+                message = str(ready.get("message", "the worker refused to start"))
+                if ready.get("error") == "SerializerMismatchError":
+                    raise SerializerMismatchError(message)
+                raise WorkerStartupError(message)
+        except BaseException:
+            if stream is not None:  # however it failed, cancellation included
                 await anyio.aclose_forcefully(stream)
-            if exit_code is None:
-                with anyio.move_on_after(self.timeouts.shutdown):
-                    exit_code = await process.wait()
-            raise WorkerStartupError(
-                f"worker {self.target!r} exited (code {exit_code}) before it was "
-                "ready; its stderr may say why"
-            )
-        if not ready.get("ok"):
-            await anyio.aclose_forcefully(stream)
-            message = str(ready.get("message", "the worker refused to start"))
-            if ready.get("error") == "SerializerMismatchError":
-                raise SerializerMismatchError(message)
-            raise WorkerStartupError(message)
+            raise
         return stream, reader
 
 
@@ -448,10 +454,13 @@ async def _accept_authenticated(listener: socket.socket, secret: bytes) -> ByteS
                     continue
                 peers.append(conn)
                 tasks.start_soon(authenticate, conn)
-    finally:
-        for conn in peers:
-            if not winner or conn is not winner[0]:
-                conn.close()
+    except BaseException:
+        for conn in peers:  # the winner too: nobody will use it now
+            conn.close()
+        raise
+    for conn in peers:
+        if conn is not winner[0]:
+            conn.close()
     return SocketStream(winner[0])
 
 

@@ -15,6 +15,7 @@ from ._errors import ShutdownReason as Reason
 from ._framing import FrameReader, FrameWriter, Kind, encode_frame
 from ._output import OutputSink
 from ._process import kill_and_reap, stop_and_reap
+from ._streams import SocketStream
 
 __all__ = ["OutputPumps", "WorkerLink"]
 
@@ -152,7 +153,18 @@ class WorkerLink:
     async def _watch_process(self) -> None:
         returncode = await self.process.wait()
         self.exited.set()
+        # Replies the worker wrote before it died may still wait in the socket:
+        # let the reader deliver them first. A dead process adds nothing more,
+        # so this ends as soon as the reader has caught up.
+        with anyio.move_on_after(_DRAIN):
+            # Polls a kernel count that the reader task brings down.
+            while self.connected and self._unread_bytes() > 0:
+                await anyio.lowlevel.checkpoint()
         await self._report(Exited.from_returncode(returncode))
+
+    def _unread_bytes(self) -> int:
+        stream = self._stream
+        return stream.unread_bytes() if isinstance(stream, SocketStream) else 0
 
     async def _read_frames(self) -> None:
         reason: Reason

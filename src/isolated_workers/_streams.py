@@ -8,7 +8,10 @@ would-block waits for readiness.
 
 from __future__ import annotations
 
+import fcntl
 import socket
+import struct
+import termios
 
 import anyio
 from anyio.abc import ByteStream
@@ -55,6 +58,17 @@ class SocketStream(ByteStream):
             if not data:
                 raise anyio.EndOfStream
             return data
+
+    def unread_bytes(self) -> int:
+        """How many received bytes wait in the kernel for a read."""
+        if self._closed:
+            return 0
+        try:
+            answer = fcntl.ioctl(self._sock, termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return 0
+        count: int = struct.unpack("i", answer)[0]
+        return count
 
     async def send_eof(self) -> None:
         self._sock.shutdown(socket.SHUT_WR)

@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import select
 import shutil
 import signal
 import sys
 import threading
+from typing import NoReturn
 
-__all__ = ["HOST_GONE_EXIT_CODE", "enable_crash_reports", "watch_host"]
+__all__ = [
+    "HOST_GONE_EXIT_CODE",
+    "enable_crash_reports",
+    "exit_if_host_gone",
+    "watch_host",
+]
 
 #: The exit status of a worker whose host died.
 HOST_GONE_EXIT_CODE = 75
@@ -32,18 +39,29 @@ def watch_host(pipe_fd: int, socket_path: str) -> None:
                 pass
         except OSError:
             pass
-        # Normally the host removes the socket directory once the worker is
-        # connected; a host that died before then cannot.
-        shutil.rmtree(os.path.dirname(socket_path), ignore_errors=True)
-        if os.getpgrp() == os.getpid():
-            # The worker leads its own group: take what it started along too,
-            # as its host would have on close.
-            os.killpg(0, signal.SIGKILL)
-        os._exit(HOST_GONE_EXIT_CODE)
+        _follow_host(socket_path)
 
     threading.Thread(
         target=wait_for_host_death, name="isolated-workers host watch", daemon=True
     ).start()
+
+
+def exit_if_host_gone(pipe_fd: int, socket_path: str) -> None:
+    """If the host has already died, exit now, quietly, as the watch would."""
+    readable, _, _ = select.select([pipe_fd], [], [], 0)
+    if readable and not os.read(pipe_fd, 1):
+        _follow_host(socket_path)
+
+
+def _follow_host(socket_path: str) -> NoReturn:
+    # Normally the host removes the socket directory once the worker is
+    # connected; a host that died before then cannot.
+    shutil.rmtree(os.path.dirname(socket_path), ignore_errors=True)
+    if os.getpgrp() == os.getpid():
+        # The worker leads its own group: take what it started along too, as
+        # its host would have on close.
+        os.killpg(0, signal.SIGKILL)
+    os._exit(HOST_GONE_EXIT_CODE)
 
 
 def enable_crash_reports() -> None:

@@ -28,7 +28,7 @@ from ._registry import MessageRegistry, MessageSpec
 from ._serializers import JsonSerializer, Serializer
 from ._streams import SocketStream
 from ._util import DEFAULT_MAX_FRAME_SIZE, json_dumps, json_loads, raise_single
-from ._watchdog import enable_crash_reports, watch_host
+from ._watchdog import enable_crash_reports, exit_if_host_gone, watch_host
 
 __all__ = ["get_startup_data", "run_worker", "serve_worker"]
 
@@ -51,6 +51,7 @@ class _Session:
         enable_crash_reports()
         self.pipe_fd: int = info["pipe_fd"]
         watch_host(self.pipe_fd, info["socket"])
+        exit_if_host_gone(self.pipe_fd, info["socket"])
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(info["connect_timeout"])
         try:
@@ -62,8 +63,10 @@ class _Session:
             if kind != Kind.HELLO or size != info["hello_size"]:
                 raise ProtocolError("the host's greeting is malformed")
             self.hello: dict[str, Any] = json_loads(recv_exactly(sock, size))
-        except BaseException:
+        except BaseException as exc:
             sock.close()
+            if isinstance(exc, OSError):  # a host that died meanwhile, perhaps
+                exit_if_host_gone(self.pipe_fd, info["socket"])
             raise
         self.sock = sock
         self.ready_sent = False
