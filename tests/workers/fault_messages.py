@@ -46,4 +46,22 @@ class Say(Request[None]):
     stderr: str = ""
 
 
-Faults = define_messages(Ping, Block, Work, Crash, Say)
+@attrs.frozen
+class Blob(Request[int]):
+    """Answer with the length of ``data``."""
+
+    data: bytes
+
+
+@attrs.frozen
+class Allocate(Request[int]):
+    """Allocate and touch ``mib`` MiB in one piece; answer with its size.
+
+    With ``marker``, allocate in 16 MiB steps instead, noting the first in
+    ``marker``, and never answer: a worker growing until it is killed."""
+
+    mib: int
+    marker: str = ""
+
+
+Faults = define_messages(Ping, Block, Work, Crash, Say, Blob, Allocate)

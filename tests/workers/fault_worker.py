@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import resource
 import signal
 import sys
 import time
@@ -13,7 +14,27 @@ from typing import NoReturn
 import anyio
 
 from isolated_workers import run_worker
-from tests.workers.fault_messages import Block, Crash, Faults, Ping, Say, Work
+from tests.workers.fault_messages import (
+    Allocate,
+    Blob,
+    Block,
+    Crash,
+    Faults,
+    Ping,
+    Say,
+    Work,
+)
+
+# Limit the address space to what the worker uses now plus this much, so that
+# a large allocation fails with MemoryError instead of exhausting the machine.
+_HEADROOM_MIB = os.environ.get("FAULT_ADDRESS_SPACE_HEADROOM_MIB")
+if _HEADROOM_MIB:
+    with open("/proc/self/status") as status:
+        vm_kib = next(
+            int(line.split()[1]) for line in status if line.startswith("VmSize:")
+        )
+    limit = vm_kib * 1024 + int(_HEADROOM_MIB) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 # A respawn that must fail: the test creates this file after the first start.
 _REFUSE_IF = os.environ.get("FAULT_REFUSE_START_IF")
@@ -71,6 +92,22 @@ def crash(msg: Crash) -> None:
     CRASHES[msg.how]()
 
 
+def blob(msg: Blob) -> int:
+    return len(msg.data)
+
+
+def allocate(msg: Allocate) -> int:
+    if not msg.marker:
+        return len(bytearray(msg.mib * 1024 * 1024))
+    chunks = []
+    while True:
+        chunks.append(bytearray(16 * 1024 * 1024))  # zeroed: the pages are touched
+        if len(chunks) == 1:
+            note_entry(msg.marker)
+        if len(chunks) * 16 >= msg.mib:
+            time.sleep(3600)
+
+
 def say(msg: Say) -> None:
     sys.stdout.write(msg.stdout)
     sys.stdout.flush()
@@ -79,4 +116,15 @@ def say(msg: Say) -> None:
 
 
 if __name__ == "__main__":
-    run_worker(Faults, {Ping: ping, Block: block, Work: work, Crash: crash, Say: say})
+    run_worker(
+        Faults,
+        {
+            Ping: ping,
+            Block: block,
+            Work: work,
+            Crash: crash,
+            Say: say,
+            Blob: blob,
+            Allocate: allocate,
+        },
+    )
