@@ -19,11 +19,10 @@ from ._errors import (
     ShutdownReason,
     WorkerClosedError,
     WorkerCrashedError,
-    WorkerStartupError,
     WorkerTimeoutError,
 )
 from ._framing import Kind, encode_frame
-from ._link import FrameHandler, LostHandler, WorkerLink
+from ._link import STREAM_ERRORS, FrameHandler, LostHandler, WorkerLink
 from ._messages import Notification, Request
 from ._output import OutputSink
 from ._policies import Retry, ShutdownPolicy
@@ -40,8 +39,6 @@ R = TypeVar("R")
 
 #: Starts one worker process: ``await spawn(task_group, on_frame, on_lost)``.
 Spawner = Callable[[TaskGroup, FrameHandler, LostHandler], Awaitable[WorkerLink]]
-
-_STREAM_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
 
 class WorkerState(enum.Enum):
@@ -114,6 +111,8 @@ class WorkerClient:
         self._ready = anyio.Event()
         self._failure: ShutdownReason | None = None
         self._respawn_scope = anyio.CancelScope()
+        self._respawned = anyio.Event()
+        self._respawned.set()  # no respawn under way
         self._closed = anyio.Event()
         self._closing = False
         #: Replies that arrived for requests nobody waits for any more.
@@ -126,9 +125,7 @@ class WorkerClient:
 
     async def _start(self) -> None:
         """Start the first worker (`WorkerStartupError` if that fails)."""
-        self._link = await self._spawn(self._task_group, self._on_frame, self._on_lost)
-        self._state = WorkerState.READY
-        self._ready.set()
+        self._adopt(await self._spawn(self._task_group, self._on_frame, self._on_lost))
 
     # --- public API -----------------------------------------------------
 
@@ -200,7 +197,7 @@ class WorkerClient:
                 await link.writer.send(
                     encode_frame(Kind.NOTIFICATION, 0, body, self._max)
                 )
-            except _STREAM_ERRORS as exc:
+            except STREAM_ERRORS as exc:
                 raise WorkerCrashedError(ConnectionLost(exc), spec.name) from None
             return None
         timeout = self._timeouts.for_message(spec.cls)
@@ -216,7 +213,7 @@ class WorkerClient:
         )
         try:
             # If the write fails, the link reports why and settles the call.
-            with contextlib.suppress(*_STREAM_ERRORS):
+            with contextlib.suppress(*STREAM_ERRORS):
                 await link.writer.send(call.frame)
             await call.event.wait()
         finally:
@@ -257,6 +254,7 @@ class WorkerClient:
             try:
                 self._state = WorkerState.CLOSING
                 self._respawn_scope.cancel()
+                await self._respawned.wait()  # its half-started worker is gone
                 self._ready.set()
                 self._settle_all(
                     lambda call: WorkerClosedError(
@@ -331,18 +329,25 @@ class WorkerClient:
         ):
             self._state = WorkerState.STARTING
             self._ready = anyio.Event()
+            self._respawn_scope = anyio.CancelScope()
+            self._respawned = anyio.Event()
             self._task_group.start_soon(self._respawn, reason, tail)
         else:
             self._become_crashed(reason)
 
     async def _respawn(self, reason: ShutdownReason, tail: str) -> None:
-        self._respawn_scope = anyio.CancelScope()
+        try:
+            await self._respawn_worker(reason, tail)
+        finally:
+            self._respawned.set()
+
+    async def _respawn_worker(self, reason: ShutdownReason, tail: str) -> None:
         with self._respawn_scope:
             try:
                 link = await self._spawn(
                     self._task_group, self._on_frame, self._on_lost
                 )
-            except WorkerStartupError as exc:
+            except Exception as exc:  # WorkerStartupError, or an OSError
                 logger.error("could not respawn the worker: %s", exc)
                 startup_error = exc
 
@@ -360,13 +365,20 @@ class WorkerClient:
             if self._state is not WorkerState.STARTING:  # closed meanwhile
                 await link.close(0)
                 return
-            self._link = link
             self.respawns += 1
-            self._state = WorkerState.READY
             for call in self._pending.values():
                 call.attempt += 1
                 link.post(call.frame)
-            self._ready.set()
+            self._adopt(link)
+
+    def _adopt(self, link: WorkerLink) -> None:
+        """Make ``link`` the current one; it may have been lost already, before
+        it could be reported to this client."""
+        self._link = link
+        self._state = WorkerState.READY
+        self._ready.set()
+        if link.lost_reason is not None:
+            self._on_lost(link, link.lost_reason)
 
     def _crashed(
         self, reason: ShutdownReason, call: _Call, limit: int | None, tail: str

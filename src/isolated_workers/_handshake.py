@@ -42,10 +42,10 @@ def _mac(secret: bytes, *parts: bytes) -> bytes:
 
 
 async def receive_exactly(stream: ByteStream, size: int) -> bytes:
-    data = b""
+    data = bytearray()
     while len(data) < size:
         data += await stream.receive(size - len(data))
-    return data
+    return bytes(data)
 
 
 async def host_authenticate(stream: ByteStream, secret: bytes) -> None:
@@ -61,13 +61,15 @@ async def host_authenticate(stream: ByteStream, secret: bytes) -> None:
 
 def recv_exactly(sock: socket.socket, size: int) -> bytes:
     """Blocking exact read, for the worker's side of the handshake."""
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
+    data = bytearray(size)
+    view = memoryview(data)
+    received = 0
+    while received < size:
+        count = sock.recv_into(view[received:])
+        if not count:
             raise ConnectionError("the host closed the connection during the handshake")
-        data += chunk
-    return data
+        received += count
+    return bytes(data)
 
 
 def worker_authenticate(sock: socket.socket, secret: bytes) -> None:

@@ -19,7 +19,7 @@ from anyio.abc import ByteStream, Process, TaskGroup, TaskStatus
 from ._bootstrap import BOOTSTRAP_ENV, write_bootstrap
 from ._client import WorkerClient, open_client
 from ._codec import unstructure
-from ._errors import SerializerMismatchError, WorkerStartupError
+from ._errors import ProtocolError, SerializerMismatchError, WorkerStartupError
 from ._framing import MAX_FRAME_LIMIT, FrameReader, Kind, encode_frame
 from ._handshake import AuthenticationError, host_authenticate
 from ._link import FrameHandler, LostHandler, OutputPumps, WorkerLink
@@ -276,25 +276,30 @@ class _Launch:
         if len(self.hello) > MAX_FRAME_LIMIT:
             raise WorkerStartupError("startup_data is larger than 4 GiB")
         directory, listener = _listen()
-        read_fd, write_fd = os.pipe()
+        try:
+            read_fd, write_fd = os.pipe()
+        except OSError as exc:
+            listener.close()
+            shutil.rmtree(directory, ignore_errors=True)
+            raise WorkerStartupError(f"cannot start a worker: {exc}") from exc
         process: Process | None = None
         pumps: OutputPumps | None = None
         try:
             secret = os.urandom(32)
             connect = self.timeouts.connect
-            write_bootstrap(
-                write_fd,
-                {
-                    "socket": listener.getsockname(),
-                    "secret": secret.hex(),
-                    "connect_timeout": connect if math.isfinite(connect) else None,
-                    # The greeting is the handshake's, not a message: the
-                    # worker expects exactly this size rather than a limit.
-                    "hello_size": len(self.hello),
-                },
-            )
             env = {**self.env, BOOTSTRAP_ENV: str(read_fd)}
             try:
+                write_bootstrap(
+                    write_fd,
+                    {
+                        "socket": listener.getsockname(),
+                        "secret": secret.hex(),
+                        "connect_timeout": connect if math.isfinite(connect) else None,
+                        # The greeting is the handshake's, not a message: the
+                        # worker expects exactly this size rather than a limit.
+                        "hello_size": len(self.hello),
+                    },
+                )
                 process = await spawn(
                     self.argv,
                     env=env,
@@ -360,12 +365,12 @@ class _Launch:
 
                     race.start_soon(watch_exit)
                     stream = await _accept_authenticated(listener, secret)
-                    await stream.send(
-                        encode_frame(Kind.HELLO, 0, self.hello, MAX_FRAME_LIMIT)
-                    )
-                    reader = FrameReader(stream, self.max_frame_size)
-                    ready = await _receive_ready(reader)
                     race.cancel_scope.cancel()
+                # Outside the task group, so that its errors are not wrapped
+                # in an exception group; a worker that exits now hangs up.
+                if stream is not None:
+                    reader = FrameReader(stream, self.max_frame_size)
+                    ready = await _greet(stream, reader, self.hello)
             if deadline.cancelled_caught:
                 raise WorkerStartupError(
                     f"worker {self.target!r} did not become ready within "
@@ -398,7 +403,10 @@ def _listen() -> tuple[str, socket.socket]:
     probe = os.path.join(base, "isolated-workers-xxxxxxxx", "s")
     if len(probe.encode()) >= _MAX_SOCKET_PATH:
         base = "/tmp"
-    directory = tempfile.mkdtemp(prefix="isolated-workers-", dir=base)
+    try:
+        directory = tempfile.mkdtemp(prefix="isolated-workers-", dir=base)
+    except OSError as exc:
+        raise WorkerStartupError(f"cannot create a socket directory: {exc}") from exc
     path = os.path.join(directory, "s")
     if len(path.encode()) >= _MAX_SOCKET_PATH:
         os.rmdir(directory)
@@ -464,14 +472,22 @@ async def _accept_authenticated(listener: socket.socket, secret: bytes) -> ByteS
     return SocketStream(winner[0])
 
 
-async def _receive_ready(reader: FrameReader) -> dict[str, Any] | None:
-    """The worker's READY frame, or `None` if it hung up first."""
+async def _greet(
+    stream: ByteStream, reader: FrameReader, hello: bytes
+) -> dict[str, Any] | None:
+    """Send the greeting and return the worker's answer, or `None` if it hung up."""
     try:
+        await stream.send(encode_frame(Kind.HELLO, 0, hello, MAX_FRAME_LIMIT))
         frames = await reader.receive()
     except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
         return None
+    except ProtocolError as exc:
+        raise WorkerStartupError(f"the worker broke the handshake: {exc}") from None
     kind, _, body = frames[0]
-    if kind != Kind.READY or len(frames) > 1:
+    try:
+        ready = json_loads(body) if kind == Kind.READY and len(frames) == 1 else None
+    except ValueError:
+        ready = None
+    if not isinstance(ready, dict):
         raise WorkerStartupError("the worker broke the handshake protocol")
-    ready: dict[str, Any] = json_loads(body)
-    return ready
+    return cast("dict[str, Any]", ready)

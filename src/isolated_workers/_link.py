@@ -17,7 +17,7 @@ from ._output import OutputSink
 from ._process import kill_and_reap, stop_and_reap
 from ._streams import SocketStream
 
-__all__ = ["OutputPumps", "WorkerLink"]
+__all__ = ["STREAM_ERRORS", "OutputPumps", "WorkerLink"]
 
 # After the connection ends, how long to wait for the process to exit, so that
 # a crash is reported with its exit status rather than as a lost connection.
@@ -25,7 +25,7 @@ _EXIT_AFTER_EOF = 1.0
 # How long to let a dead worker's last output drain before reporting.
 _DRAIN = 0.5
 
-_STREAM_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+STREAM_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
 FrameHandler = Callable[["WorkerLink", int, int, bytes], None]
 LostHandler = Callable[["WorkerLink", Reason], None]
@@ -103,7 +103,10 @@ class WorkerLink:
         self._on_lost = on_lost
         self._closing = False
         self._reported = False
+        self._released = False
         self._ended = anyio.Event()
+        #: Why the worker was lost, once it was.
+        self.lost_reason: Reason | None = None
 
     @property
     def is_active(self) -> bool:
@@ -135,6 +138,8 @@ class WorkerLink:
     async def close(self, grace: float) -> None:
         """Ask the worker to stop, escalate after ``grace``, release everything."""
         self._closing = True
+        if self._released:  # reaped already: its pid may belong to another now
+            return
         with anyio.CancelScope(shield=True):
             if self._ended.is_set():  # nothing writes frames any more
                 with contextlib.suppress(Exception):
@@ -179,7 +184,7 @@ class WorkerLink:
             self.connected = False
             await self._report(ConnectionLost(exc))
             return
-        except _STREAM_ERRORS as exc:
+        except STREAM_ERRORS as exc:
             reason = ConnectionLost(exc)
         self.connected = False
         with anyio.move_on_after(_EXIT_AFTER_EOF):
@@ -194,6 +199,7 @@ class WorkerLink:
         if self._pumps is not None:
             self.stderr_tail = await self._pumps.drain()
         if not self._closing:
+            self.lost_reason = reason
             self._on_lost(self, reason)
         self._ended.set()
 
@@ -201,6 +207,7 @@ class WorkerLink:
         with anyio.CancelScope(shield=True):
             if kill:
                 await kill_and_reap(self.process)
+            self._released = True
             self.exited.set()
             self.connected = False
             if self._pumps is not None:

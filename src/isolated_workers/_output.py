@@ -18,6 +18,9 @@ TAIL_LINES = 50
 #: Bytes of each stream kept in "capture" mode (the most recent ones).
 CAPTURE_LIMIT = 1024 * 1024
 
+#: A line longer than this is passed on in pieces (progress bars drawn with \r).
+_LONGEST_LINE = 64 * 1024
+
 worker_logger = logging.getLogger("isolated_workers.worker")
 
 
@@ -60,6 +63,9 @@ class OutputSink:
                     del kept[:-CAPTURE_LIMIT]
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
+                if len(pending) > _LONGEST_LINE:  # no newline in sight: cut it
+                    lines.append(pending)
+                    pending = b""
                 for line in lines:
                     self._line(name, pid, line, tail)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):

@@ -164,7 +164,7 @@ def _resolve(tp: Any, owner: type) -> Any:
     if isinstance(tp, typing.ForwardRef) or typing.get_args(tp):
         namespace = vars(sys.modules[owner.__module__])
         try:
-            # Wrapping in a list lets get_type_hints' machinery resolve nested refs.
+            # A throwaway class's annotation lets get_type_hints resolve nested refs.
             return typing.get_type_hints(
                 type("_", (), {"__annotations__": {"r": tp}}), namespace
             )["r"]

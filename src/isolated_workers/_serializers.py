@@ -36,7 +36,8 @@ class Serializer:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
-def _encode_bytes(obj: object) -> str:
+def bytes_as_base64(obj: object) -> str:
+    """JSON's ``default=``: bytes as base64 text; anything else is refused."""
     if isinstance(obj, bytes | bytearray | memoryview):
         return base64.b64encode(cast("bytes", obj)).decode("ascii")
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
@@ -54,7 +55,7 @@ class JsonSerializer(Serializer):
 
     def __init__(self) -> None:
         self._encoder = json.JSONEncoder(
-            ensure_ascii=False, separators=(",", ":"), default=_encode_bytes
+            ensure_ascii=False, separators=(",", ":"), default=bytes_as_base64
         )
         self._decoder = json.JSONDecoder()
 

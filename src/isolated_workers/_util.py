@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn
+
+from ._serializers import bytes_as_base64
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
@@ -18,15 +19,9 @@ __all__ = [
 DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024
 
 
-def _bytes_as_text(obj: object) -> str:
-    if isinstance(obj, bytes | bytearray | memoryview):
-        return base64.b64encode(cast("bytes", obj)).decode("ascii")
-    raise TypeError(f"{type(obj).__name__} cannot be sent in startup data")
-
-
 def json_dumps(obj: Any) -> bytes:
     """The handshake's own encoding, independent of the message serializer."""
-    return json.dumps(obj, separators=(",", ":"), default=_bytes_as_text).encode()
+    return json.dumps(obj, separators=(",", ":"), default=bytes_as_base64).encode()
 
 
 def json_loads(data: bytes) -> Any:

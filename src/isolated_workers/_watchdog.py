@@ -48,8 +48,9 @@ def watch_host(pipe_fd: int, socket_path: str) -> None:
 
 def exit_if_host_gone(pipe_fd: int, socket_path: str) -> None:
     """If the host has already died, exit now, quietly, as the watch would."""
-    readable, _, _ = select.select([pipe_fd], [], [], 0)
-    if readable and not os.read(pipe_fd, 1):
+    poller = select.poll()  # unlike select(), fine with fd numbers over 1023
+    poller.register(pipe_fd, select.POLLIN)
+    if poller.poll(0) and not os.read(pipe_fd, 1):
         _follow_host(socket_path)
 
 
@@ -59,9 +60,9 @@ def _follow_host(socket_path: str) -> NoReturn:
     shutil.rmtree(os.path.dirname(socket_path), ignore_errors=True)
     if os.getpgrp() == os.getpid():
         # The worker leads its own group: take what it started along too, as
-        # its host would have on close.
+        # its host would have on close. This ends the worker as well.
         os.killpg(0, signal.SIGKILL)
-    os._exit(HOST_GONE_EXIT_CODE)
+    os._exit(HOST_GONE_EXIT_CODE)  # only if it was not its own group's leader
 
 
 def enable_crash_reports() -> None:

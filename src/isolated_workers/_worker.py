@@ -7,9 +7,11 @@ the backend its host asked for.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import inspect
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, overload
@@ -134,8 +136,10 @@ def run_worker(
         SerializerMismatchError: The host uses another serializer.
     """
     session = _connect()
-    server = _prepare(session, messages, handlers, serializer, max_frame_size)
     backend = session.hello.get("backend", "asyncio")
+    server = _prepare(
+        session, messages, handlers, serializer, max_frame_size, backend=backend
+    )
     try:
         anyio.run(server.serve, backend=backend)
     except BaseExceptionGroup as group:
@@ -163,13 +167,20 @@ def _prepare(
     handlers: Mapping[type, Handler],
     serializer: Serializer | None,
     max_frame_size: int,
+    *,
+    backend: str | None = None,
 ) -> _Server:
     if session.ready_sent:
         raise RuntimeError("this worker is already serving its host")
     serializer = serializer if serializer is not None else JsonSerializer()
     hello = session.hello
     problem: WorkerStartupError | None = None
-    if hello.get("serializer") != serializer.name:
+    if backend is not None and importlib.util.find_spec(backend) is None:
+        problem = WorkerStartupError(
+            f"the host asked for a {backend} worker, but {backend} is not "
+            f"installed for {sys.executable}"
+        )
+    elif hello.get("serializer") != serializer.name:
         problem = SerializerMismatchError(
             f"the host uses serializer {hello.get('serializer')!r}, "
             f"the worker {serializer.name!r}"
@@ -284,6 +295,8 @@ class _Server:
             # Sync handlers run right here, one at a time, in arrival order.
             try:
                 result = handler(message)
+                if inspect.isawaitable(result):  # an object with async __call__
+                    result = await result
             except Exception as exc:
                 await self._reply_error(tx, spec.name, exc)
             else:
