@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -99,3 +101,26 @@ async def test_a_crash_during_a_32_mib_write_fails_the_send_promptly(
             assert time.monotonic() - killed < 1.0
     assert len(outcomes) == 2
     assert all(isinstance(exc.reason, Exited) for exc in outcomes)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_host_with_default_sigpipe_survives_a_crash_mid_write(
+    backend: str, tmp_path: Path
+) -> None:
+    """SIGPIPE=SIG_DFL in the host, worker killed mid 32 MiB send: host lives (B12)."""
+    if backend == "trio":
+        pytest.importorskip("trio")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.workers.sigpipe_host",
+            str(tmp_path / "stalled"),
+            backend,
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"SURVIVED" in done.stdout

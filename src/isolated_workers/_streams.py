@@ -18,6 +18,10 @@ from anyio.abc import ByteStream
 
 __all__ = ["SocketStream"]
 
+# A write to a worker that just died must fail with EPIPE, not kill the host
+# with SIGPIPE, even in a host that restored SIGPIPE's default action.
+_NO_SIGPIPE = getattr(socket, "MSG_NOSIGNAL", 0)
+
 
 class SocketStream(ByteStream):
     """Owns a connected socket; readers and writers may use it concurrently."""
@@ -30,7 +34,7 @@ class SocketStream(ByteStream):
     def send_nowait(self, data: bytes | memoryview) -> int:
         """Write what the kernel takes right now; return the number of bytes."""
         try:
-            return self._sock.send(data)
+            return self._sock.send(data, _NO_SIGPIPE)
         except BlockingIOError:
             return 0
         except OSError as exc:
