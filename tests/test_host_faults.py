@@ -34,6 +34,7 @@ from isolated_workers import (
     WorkerTimeoutError,
     start_worker,
 )
+from tests.conftest import HAVE_TRIO
 from tests.workers.rel_messages import Blob, Echo, Hold, Ping, RelMessages, Stall
 from tests.workers.rel_support import (
     GUARD,
@@ -50,6 +51,16 @@ from tests.workers.rel_support import (
 )
 
 pytestmark = pytest.mark.anyio
+
+#: For tests that need Trio's own machinery in the host.
+TRIO_HOST_ONLY = pytest.mark.parametrize(
+    "anyio_backend",
+    [
+        pytest.param(
+            "trio", marks=pytest.mark.skipif(not HAVE_TRIO, reason="needs trio")
+        )
+    ],
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Timeouts.shutdown of the workers of tests/workers/rel_host.py.
@@ -188,7 +199,7 @@ async def test_b5_task_group_cancel_closes_a_fleet(
 # --- B10: the thread that spawned the worker retires --------------------------------
 
 
-@pytest.mark.parametrize("anyio_backend", ["trio"])
+@TRIO_HOST_ONLY
 async def test_b10_worker_outlives_the_spawning_thread(
     anyio_backend: str, worker_backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -31,6 +31,7 @@ from isolated_workers import (
     WorkerState,
 )
 from tests import _leaks
+from tests.conftest import HAVE_TRIO
 from tests.workers.rel_messages import Die, Gather, Hold, Note, Ping, Running, Seen
 from tests.workers.rel_support import (
     GUARD,
@@ -46,6 +47,16 @@ from tests.workers.rel_support import (
 )
 
 pytestmark = pytest.mark.anyio
+
+#: For tests that need Trio's own machinery in the host.
+TRIO_HOST_ONLY = pytest.mark.parametrize(
+    "anyio_backend",
+    [
+        pytest.param(
+            "trio", marks=pytest.mark.skipif(not HAVE_TRIO, reason="needs trio")
+        )
+    ],
+)
 
 #: Open/close cycles of E3 and E4 (the catalogue's 1000 at RELIABILITY_SCALE=33).
 CYCLES = 30 * scale()
@@ -235,7 +246,7 @@ async def test_e6_cancel_open_worker_at_every_point(
     assert 0 < cancelled <= steps  # the sweep crossed the start-up
 
 
-@pytest.mark.parametrize("anyio_backend", ["trio"])
+@TRIO_HOST_ONLY
 async def test_e6_cancel_open_worker_at_every_checkpoint(
     anyio_backend: str, worker_backend: str
 ) -> None:
