@@ -129,3 +129,27 @@ def test_crash_recovery(tmp_path: Path, backend: str) -> None:
     assert "Journal: ['unlucky'] (a retry would add it again)." in out
     assert "Captured stderr, 3 lines from both workers:" in out
     assert f"    [worker {first[1]}] digesting 'unlucky': exiting mid-way\n" in out
+
+
+def test_tracing(tmp_path: Path) -> None:
+    """Trace ids cross to the worker and back in meta; messages travel zlibbed."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "tracing.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "880,000 chars of text travel as 2,6" in out
+    for tx, trace in (("1", "trace-a"), ("2", "trace-b")):
+        assert f"[host] outgoing request #{tx} ({trace})" in out
+        # The worker's middleware stamped its reply with the trace it adopted.
+        assert f"[host] incoming result #{tx} ({trace})" in out
+    assert "trace-a: 180,000 words, 8 distinct" in out
+    assert "trace-b: 6 words, 4 distinct" in out
+    assert "[worker] trace trace-a: 880,000 chars" in done.stderr
+    assert "[worker] trace trace-b: 18 chars" in done.stderr
+    assert out.endswith("Done.\n")

@@ -36,6 +36,7 @@ import pytest
 
 import isolated_workers._handshake as handshake
 import isolated_workers._host as host_module
+import isolated_workers._transport as transport_module
 from isolated_workers import (
     JsonSerializer,
     Timeouts,
@@ -100,8 +101,11 @@ class RecordingStream(anyio.abc.ByteStream):
         self.received = bytearray()
         self.sent = bytearray()
         self.outcome = "pending"
+        #: The ``max_bytes`` of each read the host made.
+        self.reads: list[int] = []
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
+        self.reads.append(max_bytes)
         data = await self.inner.receive(max_bytes)
         self.received += data
         return data
@@ -134,7 +138,7 @@ def host_peers(monkeypatch: pytest.MonkeyPatch) -> list[RecordingStream]:
             raise
         recorder.outcome = "ok"
 
-    monkeypatch.setattr(host_module, "host_authenticate", recording_authenticate)
+    monkeypatch.setattr(transport_module, "host_authenticate", recording_authenticate)
     return peers
 
 
@@ -311,6 +315,7 @@ async def test_rogue_peer_is_refused(
     rogue, real = host_peers
     assert rogue.outcome == "AuthenticationError"
     assert len(rogue.received) <= WORKER_REPLY_SIZE == 64
+    assert rogue.reads == [WORKER_REPLY_SIZE]  # one pre-auth read, bounded
     assert bytes(rogue.sent) == greeting  # the host told the rogue nothing more
     assert real.outcome == "ok"
     assert len(real.received) == WORKER_REPLY_SIZE

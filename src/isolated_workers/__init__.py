@@ -24,19 +24,32 @@ from ._errors import (
 )
 from ._host import WorkerOptions, open_worker, start_worker
 from ._messages import Notification, Request
+from ._middleware import Direction, Envelope, Middleware
 from ._policies import Reject, Retry, ShutdownPolicy
 from ._registry import MessageRegistry, define_messages
-from ._serializers import JsonSerializer, Serializer
+from ._serializers import (
+    JsonSerializer,
+    MsgpackSerializer,
+    PickleSerializer,
+    Serializer,
+)
 from ._timeouts import Timeouts
+from ._transport import PipeTransport, UnixSocketTransport
 from ._worker import get_startup_data, run_worker, serve_worker
 
 __all__ = [
     "ConnectionClosed",
     "ConnectionLost",
+    "Direction",
+    "Envelope",
     "Exited",
     "JsonSerializer",
     "MessageRegistry",
+    "Middleware",
+    "MsgpackSerializer",
     "Notification",
+    "PickleSerializer",
+    "PipeTransport",
     "ProtocolError",
     "Reject",
     "RemoteError",
@@ -47,6 +60,7 @@ __all__ = [
     "ShutdownPolicy",
     "ShutdownReason",
     "Timeouts",
+    "UnixSocketTransport",
     "WorkerClient",
     "WorkerClosedError",
     "WorkerCrashedError",

@@ -46,3 +46,8 @@ def read_bootstrap() -> dict[str, Any] | None:
     info: dict[str, Any] = json.loads(line)
     info["pipe_fd"] = fd
     return info
+
+
+#: The protocol's ends of the worker's original stdin and stdout, set by the
+#: launcher of a worker that talks to its host over them (`PipeTransport`).
+stdio_channel: tuple[int, int] | None = None

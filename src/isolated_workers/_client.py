@@ -6,7 +6,7 @@ import contextlib
 import enum
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, final, overload
 
 import anyio
@@ -24,6 +24,7 @@ from ._errors import (
 from ._framing import Kind, encode_frame
 from ._link import STREAM_ERRORS, FrameHandler, LostHandler, WorkerLink
 from ._messages import Notification, Request
+from ._middleware import Envelope, EnvelopeKind, Middleware, apply, check_meta
 from ._output import OutputSink
 from ._policies import Retry, ShutdownPolicy
 from ._protocol import decode_body, encode_body, error_from_payload
@@ -39,6 +40,8 @@ R = TypeVar("R")
 
 #: Starts one worker process: ``await spawn(task_group, on_frame, on_lost)``.
 Spawner = Callable[[TaskGroup, FrameHandler, LostHandler], Awaitable[WorkerLink]]
+
+_MAX_TX = 2**64 - 1
 
 
 class WorkerState(enum.Enum):
@@ -57,7 +60,17 @@ class WorkerState(enum.Enum):
 class _Call:
     """One request waiting for its reply, across retries."""
 
-    __slots__ = ("attempt", "done", "error", "event", "frame", "payload", "spec")
+    __slots__ = (
+        "attempt",
+        "done",
+        "error",
+        "event",
+        "frame",
+        "meta",
+        "payload",
+        "replied",
+        "spec",
+    )
 
     def __init__(self, spec: MessageSpec, frame: bytes) -> None:
         self.spec = spec
@@ -67,6 +80,8 @@ class _Call:
         self.done = False
         self.payload: Any = None
         self.error: BaseException | None = None
+        self.replied = False  # settled by the worker's reply, not locally
+        self.meta: dict[str, str] = {}
 
     def settle(self, payload: Any = None, error: BaseException | None = None) -> None:
         if not self.done:
@@ -74,6 +89,13 @@ class _Call:
             self.payload = payload
             self.error = error
             self.event.set()
+
+    def answer(
+        self, payload: Any, error: Exception | None, meta: dict[str, str]
+    ) -> None:
+        self.replied = True
+        self.meta = meta
+        self.settle(payload, error)
 
 
 @final
@@ -95,6 +117,8 @@ class WorkerClient:
         policy: ShutdownPolicy,
         output: OutputSink,
         task_group: TaskGroup,
+        middleware: Sequence[Middleware] = (),
+        tx_id_factory: Callable[[], int] | None = None,
     ) -> None:
         self._spawn = spawn
         self._messages = messages
@@ -106,7 +130,8 @@ class WorkerClient:
         self._task_group = task_group
         self._link: WorkerLink | None = None
         self._pending: dict[int, _Call] = {}
-        self._tx = itertools.count(1)
+        self._middleware = tuple(middleware)
+        self._tx_id_factory = tx_id_factory or itertools.count(1).__next__
         self._state = WorkerState.STARTING
         self._ready = anyio.Event()
         self._failure: ShutdownReason | None = None
@@ -190,8 +215,8 @@ class WorkerClient:
         except KeyError as exc:
             raise TypeError(exc.args[0]) from None
         await anyio.lowlevel.checkpoint_if_cancelled()  # cancelled: write nothing
-        body = encode_body(self._serializer, spec.name, message)
         if spec.kind == "notification":
+            body = await self._encode("notification", spec, 0, message)
             link = await self._ready_link(spec.name)
             try:
                 await link.writer.send(
@@ -202,15 +227,17 @@ class WorkerClient:
             return None
         timeout = self._timeouts.for_message(spec.cls)
         with anyio.move_on_after(timeout):
-            return await self._request(spec, body)
+            return await self._request(spec, message)
         raise WorkerTimeoutError(f"{spec.name!r} did not complete within {timeout:g} s")
 
-    async def _request(self, spec: MessageSpec, body: bytes) -> Any:
+    async def _request(self, spec: MessageSpec, message: Any) -> Any:
+        tx = self._new_tx()
+        body = await self._encode("request", spec, tx, message)
+        frame = encode_frame(Kind.REQUEST, tx, body, self._max)
         link = await self._ready_link(spec.name)
-        tx = next(self._tx)
-        call = self._pending[tx] = _Call(
-            spec, encode_frame(Kind.REQUEST, tx, body, self._max)
-        )
+        if tx in self._pending:  # taken while waiting for the link
+            raise ValueError(f"tx_id_factory returned {tx}, an id still in use")
+        call = self._pending[tx] = _Call(spec, frame)
         try:
             # If the write fails, the link reports why and settles the call.
             with contextlib.suppress(*STREAM_ERRORS):
@@ -222,13 +249,59 @@ class WorkerClient:
                 if self._state is WorkerState.READY and self._link is not None:
                     self._link.post(encode_frame(Kind.CANCEL, tx, b"", self._max))
         if call.error is not None:
-            raise call.error
+            error = call.error
+            if call.replied and self._middleware:
+                error = await self._incoming("error", spec, tx, error, call.meta)
+                if not isinstance(error, BaseException):
+                    raise TypeError(
+                        f"middleware replaced an error of {spec.name!r} with "
+                        f"{type(error).__name__}, not an exception"
+                    )
+            raise error
         try:
-            return spec.structure_result(call.payload, "")  # type: ignore[misc]
+            result = spec.structure_result(call.payload, "")  # type: ignore[misc]
         except StructureError as exc:
             raise ProtocolError(
                 f"the result of {spec.name!r} does not match its declared type: {exc}"
             ) from None
+        except RecursionError:
+            raise ProtocolError(
+                f"the result of {spec.name!r} is nested too deeply"
+            ) from None
+        if self._middleware:
+            result = await self._incoming("result", spec, tx, result, call.meta)
+        return result
+
+    def _new_tx(self) -> int:
+        tx: object = self._tx_id_factory()
+        if type(tx) is not int or not 0 < tx <= _MAX_TX or tx in self._pending:
+            raise ValueError(
+                f"tx_id_factory returned {tx!r}; transaction ids must be ints "
+                f"from 1 to 2**64 - 1, never reused"
+            )
+        return tx
+
+    async def _encode(
+        self, kind: EnvelopeKind, spec: MessageSpec, tx: int, message: Any
+    ) -> bytes:
+        """The body of an outgoing message, after the middleware."""
+        meta: dict[str, str] = {}
+        if self._middleware:
+            envelope = Envelope(kind, spec.name, tx, message)
+            envelope = await apply(self._middleware, envelope, "outgoing")
+            message, meta = envelope.payload, envelope.meta
+        return encode_body(self._serializer, spec.name, message, meta)
+
+    async def _incoming(
+        self,
+        kind: EnvelopeKind,
+        spec: MessageSpec,
+        tx: int,
+        payload: Any,
+        meta: dict[str, str],
+    ) -> Any:
+        envelope = Envelope(kind, spec.name, tx, payload, meta)
+        return (await apply(self._middleware, envelope, "incoming")).payload
 
     async def _ready_link(self, name: str) -> WorkerLink:
         while self._state is WorkerState.STARTING:
@@ -285,12 +358,13 @@ class WorkerClient:
             return
         self._idle_crashes = 0
         try:
-            name, payload, _meta = decode_body(self._serializer, body)
+            name, payload, meta = decode_body(self._serializer, body)
+            meta = check_meta(meta)
         except ProtocolError as exc:
             call.settle(error=exc)
             return
         if kind == Kind.ERROR:
-            call.settle(error=error_from_payload(payload, call.spec.name))
+            call.answer(None, error_from_payload(payload, call.spec.name), meta)
         elif name != call.spec.name:
             call.settle(
                 error=ProtocolError(
@@ -298,7 +372,7 @@ class WorkerClient:
                 )
             )
         else:
-            call.settle(payload)
+            call.answer(payload, None, meta)
 
     def _on_lost(self, link: WorkerLink, reason: ShutdownReason) -> None:
         """The worker stopped without being asked to: apply the policy."""
@@ -421,6 +495,8 @@ async def open_client(
     policy: ShutdownPolicy,
     output: OutputSink,
     task_group: TaskGroup,
+    middleware: Sequence[Middleware],
+    tx_id_factory: Callable[[], int] | None,
 ) -> WorkerClient:
     """Make a `WorkerClient` and start its first worker."""
     client = WorkerClient(
@@ -432,6 +508,8 @@ async def open_client(
         policy=policy,
         output=output,
         task_group=task_group,
+        middleware=middleware,
+        tx_id_factory=tx_id_factory,
     )
     await client._start()  # pyright: ignore[reportPrivateUsage]
     return client

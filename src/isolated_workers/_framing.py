@@ -16,7 +16,7 @@ import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream
 
 from ._errors import ProtocolError
-from ._streams import SocketStream
+from ._streams import NowaitStream
 
 __all__ = ["HEADER", "FrameReader", "FrameWriter", "Kind", "encode_frame"]
 
@@ -113,7 +113,7 @@ class FrameWriter:
         spawn_flush: Callable[[], object] | None = None,
     ) -> None:
         self._stream = stream
-        self._socket = stream if isinstance(stream, SocketStream) else None
+        self._socket = stream if isinstance(stream, NowaitStream) else None
         self._queue: list[bytes] = []
         self._writing = False
         self._batch_done: anyio.Event | None = None  # made when someone waits

@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import socket
 
 from anyio.abc import ByteStream
+
+from ._streams import BlockingChannel
 
 __all__ = [
     "HOST_GREETING_SIZE",
@@ -59,27 +60,27 @@ async def host_authenticate(stream: ByteStream, secret: bytes) -> None:
     await stream.send(_mac(secret, b"host", worker_nonce, host_nonce))
 
 
-def recv_exactly(sock: socket.socket, size: int) -> bytes:
+def recv_exactly(channel: BlockingChannel, size: int) -> bytes:
     """Blocking exact read, for the worker's side of the handshake."""
     data = bytearray(size)
     view = memoryview(data)
     received = 0
     while received < size:
-        count = sock.recv_into(view[received:])
+        count = channel.recv_into(view[received:])
         if not count:
             raise ConnectionError("the host closed the connection during the handshake")
         received += count
     return bytes(data)
 
 
-def worker_authenticate(sock: socket.socket, secret: bytes) -> None:
-    """Authenticate to the host over a connected blocking socket."""
-    greeting = recv_exactly(sock, HOST_GREETING_SIZE)
+def worker_authenticate(channel: BlockingChannel, secret: bytes) -> None:
+    """Authenticate to the host over a blocking socket or pipe pair."""
+    greeting = recv_exactly(channel, HOST_GREETING_SIZE)
     if greeting[: len(MAGIC)] != MAGIC:
         raise AuthenticationError("the peer is not an isolated-workers host")
     host_nonce = greeting[len(MAGIC) :]
     worker_nonce = os.urandom(_NONCE)
-    sock.sendall(_mac(secret, b"worker", host_nonce) + worker_nonce)
-    proof = recv_exactly(sock, 32)
+    channel.sendall(_mac(secret, b"worker", host_nonce) + worker_nonce)
+    proof = recv_exactly(channel, 32)
     if not hmac.compare_digest(proof, _mac(secret, b"host", worker_nonce, host_nonce)):
         raise AuthenticationError("the host failed to prove it knows the secret")

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import socket
 import sys
-import tempfile
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypedDict, Unpack, cast
@@ -21,15 +18,21 @@ from ._client import WorkerClient, open_client
 from ._codec import unstructure
 from ._errors import ProtocolError, SerializerMismatchError, WorkerStartupError
 from ._framing import MAX_FRAME_LIMIT, FrameReader, Kind, encode_frame
-from ._handshake import AuthenticationError, host_authenticate
 from ._link import FrameHandler, LostHandler, OutputPumps, WorkerLink
+from ._middleware import Middleware
 from ._output import OutputMode, OutputSink
 from ._policies import ShutdownPolicy, Strategy
 from ._process import kill_and_reap, spawn
 from ._registry import MessageRegistry
 from ._serializers import JsonSerializer, Serializer
-from ._streams import SocketStream
 from ._timeouts import Timeouts
+from ._transport import (
+    Endpoint,
+    PipeTransport,
+    Transport,
+    UnixSocketTransport,
+    default_transport,
+)
 from ._util import (
     DEFAULT_MAX_FRAME_SIZE,
     current_backend,
@@ -55,10 +58,13 @@ class WorkerOptions(TypedDict, total=False):
     startup_data: Any
     timeouts: Timeouts | float | None
     unexpected_shutdown: ShutdownPolicy | Strategy | None
+    middleware: Sequence[Middleware]
     serializer: Serializer | None
     backend: str | None
     max_frame_size: int
     output: OutputMode
+    tx_id_factory: Callable[[], int] | None
+    transport: Transport | None
 
 
 @asynccontextmanager
@@ -74,10 +80,13 @@ async def open_worker(
     startup_data: Any = None,
     timeouts: Timeouts | float | None = None,
     unexpected_shutdown: ShutdownPolicy | Strategy | None = None,
+    middleware: Sequence[Middleware] = (),
     serializer: Serializer | None = None,
     backend: str | None = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     output: OutputMode = "inherit",
+    tx_id_factory: Callable[[], int] | None = None,
+    transport: Transport | None = None,
 ) -> AsyncGenerator[WorkerClient]:
     """Start a worker process and yield its `WorkerClient`; close it on exit.
 
@@ -98,6 +107,8 @@ async def open_worker(
         unexpected_shutdown: What a crash does to pending requests: `Reject`
             (the default), `Retry`, or a `ShutdownPolicy` mixing them by
             message class.
+        middleware: Functions run on every outgoing message and every
+            incoming reply, in order (see `Middleware`).
         serializer: Message serializer; must match the worker's (default:
             `JsonSerializer`).
         backend: The worker's event loop, ``"asyncio"`` or ``"trio"``
@@ -109,6 +120,12 @@ async def open_worker(
             and `WorkerClient.captured_stderr`). With ``"log"`` and
             ``"capture"``, crash and startup errors carry the last lines of
             stderr.
+        tx_id_factory: Makes the transaction id of each request (default:
+            1, 2, 3, ...). Ids must be ints from 1 to 2**64 - 1 and never
+            repeat for one client: a reused id could pair a late reply with
+            the wrong request.
+        transport: `UnixSocketTransport` (the default on POSIX) or
+            `PipeTransport` (the default on Windows).
 
     Raises:
         WorkerStartupError: The worker could not be started or did not become
@@ -129,6 +146,7 @@ async def open_worker(
         backend=backend,
         max_frame_size=max_frame_size,
         output=output,
+        transport=transport,
     )
     policy = ShutdownPolicy.coerce(unexpected_shutdown)
     try:
@@ -142,6 +160,8 @@ async def open_worker(
                 policy=policy,
                 output=launch.output,
                 task_group=task_group,
+                middleware=middleware,
+                tx_id_factory=tx_id_factory,
             )
             try:
                 yield client
@@ -189,6 +209,7 @@ class _Launch:
         hello: bytes,
         target: str,
         output: OutputSink,
+        transport: Transport,
     ) -> None:
         self.argv = argv
         self.env = env
@@ -200,6 +221,7 @@ class _Launch:
         self.hello = hello
         self.target = target
         self.output = output
+        self.transport = transport
 
     @classmethod
     def build(
@@ -218,6 +240,7 @@ class _Launch:
         backend: str | None,
         max_frame_size: int,
         output: str,
+        transport: Transport | None,
     ) -> _Launch:
         registry = cast(object, messages)  # checked for callers without types
         if not isinstance(registry, MessageRegistry):
@@ -231,6 +254,15 @@ class _Launch:
         if not 0 < max_frame_size < 2**32:
             raise ValueError("max_frame_size must be between 1 and 2**32 - 1 bytes")
         serializer = serializer if serializer is not None else JsonSerializer()
+        if transport is None:
+            transport = default_transport()
+        elif not isinstance(
+            cast(object, transport), UnixSocketTransport | PipeTransport
+        ):
+            raise TypeError(
+                "transport must be a UnixSocketTransport or a PipeTransport, "
+                f"not {transport!r}"
+            )
         target = os.fspath(target)
         interpreter = os.fspath(python) if python is not None else sys.executable
         if target.endswith(".py") or os.sep in target:
@@ -239,9 +271,12 @@ class _Launch:
                 raise WorkerStartupError(
                     f"worker script {str(script)!r} does not exist"
                 )
-            argv = [interpreter, target, *args]
+            command = [target, *args]
         else:
-            argv = [interpreter, "-m", target, *args]
+            command = ["-m", target, *args]
+        if isinstance(transport, PipeTransport):
+            command = ["-m", "isolated_workers._launcher", *command]
+        argv = [interpreter, *command]
         try:
             startup = json_dumps(
                 {
@@ -267,6 +302,7 @@ class _Launch:
             hello=startup,
             target=target,
             output=OutputSink(output),
+            transport=transport,
         )
 
     async def spawn_link(
@@ -275,12 +311,11 @@ class _Launch:
         """Spawn a worker and wait until it is ready; on failure leave nothing."""
         if len(self.hello) > MAX_FRAME_LIMIT:
             raise WorkerStartupError("startup_data is larger than 4 GiB")
-        directory, listener = _listen()
+        endpoint = Endpoint.make(self.transport)
         try:
             read_fd, write_fd = os.pipe()
         except OSError as exc:
-            listener.close()
-            shutil.rmtree(directory, ignore_errors=True)
+            endpoint.close()
             raise WorkerStartupError(f"cannot start a worker: {exc}") from exc
         process: Process | None = None
         pumps: OutputPumps | None = None
@@ -292,7 +327,7 @@ class _Launch:
                 write_bootstrap(
                     write_fd,
                     {
-                        "socket": listener.getsockname(),
+                        **endpoint.bootstrap,
                         "secret": secret.hex(),
                         "connect_timeout": connect if math.isfinite(connect) else None,
                         # The greeting is the handshake's, not a message: the
@@ -306,13 +341,16 @@ class _Launch:
                     cwd=self.cwd,
                     pass_fds=[read_fd],
                     piped=self.output.piped,
+                    stdin=endpoint.child_stdin,
+                    stdout=endpoint.child_stdout,
                 )
             finally:
                 os.close(read_fd)
+                endpoint.spawned()
             if self.output.piped:
                 pumps = OutputPumps(self.output, process)
                 pumps.start(task_group)
-            stream, reader = await self._handshake(process, listener, secret)
+            stream, reader = await self._handshake(process, endpoint, secret)
         except BaseException as exc:
             if process is not None:
                 await kill_and_reap(process)
@@ -323,8 +361,7 @@ class _Launch:
             os.close(write_fd)
             raise
         finally:
-            listener.close()
-            shutil.rmtree(directory, ignore_errors=True)
+            endpoint.close()
         link = WorkerLink(
             process=process,
             stream=stream,
@@ -347,7 +384,7 @@ class _Launch:
         return link
 
     async def _handshake(
-        self, process: Process, listener: socket.socket, secret: bytes
+        self, process: Process, endpoint: Endpoint, secret: bytes
     ) -> tuple[ByteStream, FrameReader]:
         stream: ByteStream | None = None
         try:
@@ -364,7 +401,7 @@ class _Launch:
                             race.cancel_scope.cancel()
 
                     race.start_soon(watch_exit)
-                    stream = await _accept_authenticated(listener, secret)
+                    stream = await endpoint.connect(secret)
                     race.cancel_scope.cancel()
                 # Outside the task group, so that its errors are not wrapped
                 # in an exception group; a worker that exits now hangs up.
@@ -385,6 +422,9 @@ class _Launch:
                     "was ready; its stderr may say why"
                 )
             if not ready.get("ok"):
+                # It exits on its own now: let its stderr explain the refusal.
+                with anyio.move_on_after(self.timeouts.shutdown):
+                    await process.wait()
                 message = str(ready.get("message", "the worker refused to start"))
                 if ready.get("error") == "SerializerMismatchError":
                     raise SerializerMismatchError(message)
@@ -394,82 +434,6 @@ class _Launch:
                 await anyio.aclose_forcefully(stream)
             raise
         return stream, reader
-
-
-def _listen() -> tuple[str, socket.socket]:
-    """A listening Unix socket, alone in a fresh 0700 directory; the socket is 0600."""
-    base = tempfile.gettempdir()
-    # mkdtemp names are 8 random characters; "/s" names the socket.
-    probe = os.path.join(base, "isolated-workers-xxxxxxxx", "s")
-    if len(probe.encode()) >= _MAX_SOCKET_PATH:
-        base = "/tmp"
-    try:
-        directory = tempfile.mkdtemp(prefix="isolated-workers-", dir=base)
-    except OSError as exc:
-        raise WorkerStartupError(f"cannot create a socket directory: {exc}") from exc
-    path = os.path.join(directory, "s")
-    if len(path.encode()) >= _MAX_SOCKET_PATH:
-        os.rmdir(directory)
-        raise WorkerStartupError(
-            f"the socket path {path!r} exceeds the AF_UNIX limit of "
-            f"{_MAX_SOCKET_PATH - 1} bytes; set TMPDIR to a shorter directory"
-        )
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        listener.bind(path)
-        os.chmod(path, 0o600)
-        listener.listen(8)
-        listener.setblocking(False)
-    except BaseException:
-        listener.close()
-        shutil.rmtree(directory, ignore_errors=True)
-        raise
-    return directory, listener
-
-
-async def _accept_authenticated(listener: socket.socket, secret: bytes) -> ByteStream:
-    """Accept connections until one proves it knows ``secret``.
-
-    Each peer is authenticated in a task of its own, so a silent one cannot
-    hold up the real worker. Every other connection is closed on the way out,
-    including those whose task never got to run.
-    """
-    peers: list[socket.socket] = []
-    winner: list[socket.socket] = []
-
-    async def authenticate(conn: socket.socket) -> None:
-        try:
-            await host_authenticate(SocketStream(conn), secret)
-        except (
-            AuthenticationError,
-            anyio.EndOfStream,
-            anyio.BrokenResourceError,
-            OSError,
-        ):
-            conn.close()  # at once: a refused peer learns it straight away
-            return
-        if not winner:
-            winner.append(conn)
-            tasks.cancel_scope.cancel()
-
-    try:
-        async with anyio.create_task_group() as tasks:
-            while True:
-                await anyio.wait_readable(listener)
-                try:
-                    conn, _ = listener.accept()
-                except (BlockingIOError, InterruptedError):
-                    continue
-                peers.append(conn)
-                tasks.start_soon(authenticate, conn)
-    except BaseException:
-        for conn in peers:  # the winner too: nobody will use it now
-            conn.close()
-        raise
-    for conn in peers:
-        if conn is not winner[0]:
-            conn.close()
-    return SocketStream(winner[0])
 
 
 async def _greet(

@@ -15,7 +15,7 @@ from ._errors import ShutdownReason as Reason
 from ._framing import FrameReader, FrameWriter, Kind, encode_frame
 from ._output import OutputSink
 from ._process import kill_and_reap, stop_and_reap
-from ._streams import SocketStream
+from ._streams import NowaitStream
 
 __all__ = ["STREAM_ERRORS", "OutputPumps", "WorkerLink"]
 
@@ -169,7 +169,7 @@ class WorkerLink:
 
     def _unread_bytes(self) -> int:
         stream = self._stream
-        return stream.unread_bytes() if isinstance(stream, SocketStream) else 0
+        return stream.unread_bytes() if isinstance(stream, NowaitStream) else 0
 
     async def _read_frames(self) -> None:
         reason: Reason

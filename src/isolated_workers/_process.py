@@ -26,14 +26,22 @@ async def spawn(
     cwd: str | os.PathLike[str] | None,
     pass_fds: Sequence[int],
     piped: bool,
+    stdin: int | None = None,
+    stdout: int | None = None,
 ) -> Process:
     """Start a worker in its own session, so that a Ctrl+C in the terminal
-    reaches only the host and the whole group can be killed at once."""
+    reaches only the host and the whole group can be killed at once.
+
+    ``stdin`` and ``stdout`` are descriptors for the worker's own, where the
+    transport uses them; ``piped`` pipes the rest of its output to the host.
+    """
+    if stdout is None and piped:
+        stdout = subprocess.PIPE
     try:
         return await anyio.open_process(
             list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if piped else None,
+            stdin=subprocess.DEVNULL if stdin is None else stdin,
+            stdout=stdout,
             stderr=subprocess.PIPE if piped else None,
             env=env,
             cwd=cwd,

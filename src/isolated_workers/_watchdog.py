@@ -30,7 +30,7 @@ __all__ = [
 HOST_GONE_EXIT_CODE = 75
 
 
-def watch_host(pipe_fd: int, socket_path: str) -> None:
+def watch_host(pipe_fd: int, socket_path: str | None) -> None:
     """Exit this process at once when the host's end of ``pipe_fd`` closes."""
 
     def wait_for_host_death() -> None:
@@ -46,7 +46,7 @@ def watch_host(pipe_fd: int, socket_path: str) -> None:
     ).start()
 
 
-def exit_if_host_gone(pipe_fd: int, socket_path: str) -> None:
+def exit_if_host_gone(pipe_fd: int, socket_path: str | None) -> None:
     """If the host has already died, exit now, quietly, as the watch would."""
     poller = select.poll()  # unlike select(), fine with fd numbers over 1023
     poller.register(pipe_fd, select.POLLIN)
@@ -54,10 +54,11 @@ def exit_if_host_gone(pipe_fd: int, socket_path: str) -> None:
         _follow_host(socket_path)
 
 
-def _follow_host(socket_path: str) -> NoReturn:
+def _follow_host(socket_path: str | None) -> NoReturn:
     # Normally the host removes the socket directory once the worker is
     # connected; a host that died before then cannot.
-    shutil.rmtree(os.path.dirname(socket_path), ignore_errors=True)
+    if socket_path is not None:
+        shutil.rmtree(os.path.dirname(socket_path), ignore_errors=True)
     if os.getpgrp() == os.getpid():
         # The worker leads its own group: take what it started along too, as
         # its host would have on close. This ends the worker as well.

@@ -10,25 +10,27 @@ import contextlib
 import importlib.util
 import inspect
 import logging
+import os
 import socket
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 import anyio
 from anyio.abc import ByteStream, TaskGroup
 
-from . import _framing
+from . import _bootstrap, _framing
 from ._bootstrap import read_bootstrap
 from ._codec import StructureError, structure
 from ._errors import ProtocolError, SerializerMismatchError, WorkerStartupError
 from ._framing import FrameReader, FrameWriter, Kind, encode_frame
 from ._handshake import recv_exactly, worker_authenticate
+from ._middleware import Envelope, Middleware, apply, check_meta
 from ._protocol import decode_body, describe_exception, encode_body
 from ._registry import MessageRegistry, MessageSpec
 from ._serializers import JsonSerializer, Serializer
-from ._streams import SocketStream
+from ._streams import BlockingPipe, NowaitStream, PipeStream, SocketStream
 from ._util import DEFAULT_MAX_FRAME_SIZE, json_dumps, json_loads, raise_single
 from ._watchdog import enable_crash_reports, exit_if_host_gone, watch_host
 
@@ -52,31 +54,52 @@ class _Session:
             )
         enable_crash_reports()
         self.pipe_fd: int = info["pipe_fd"]
-        watch_host(self.pipe_fd, info["socket"])
-        exit_if_host_gone(self.pipe_fd, info["socket"])
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(info["connect_timeout"])
+        socket_path: str | None = info.get("socket")
+        watch_host(self.pipe_fd, socket_path)
+        exit_if_host_gone(self.pipe_fd, socket_path)
+        self.channel: socket.socket | BlockingPipe
+        if socket_path is None:
+            if _bootstrap.stdio_channel is None:
+                raise RuntimeError("a pipe worker must be started by its launcher")
+            self.channel = BlockingPipe(*_bootstrap.stdio_channel)
+        else:
+            self.channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.channel.settimeout(info["connect_timeout"])
         try:
-            sock.connect(info["socket"])
-            worker_authenticate(sock, bytes.fromhex(info["secret"]))
+            if isinstance(self.channel, socket.socket) and socket_path is not None:
+                self.channel.connect(socket_path)
+            worker_authenticate(self.channel, bytes.fromhex(info["secret"]))
             size, kind, _ = _framing.HEADER.unpack(
-                recv_exactly(sock, _framing.HEADER.size)
+                recv_exactly(self.channel, _framing.HEADER.size)
             )
             if kind != Kind.HELLO or size != info["hello_size"]:
                 raise ProtocolError("the host's greeting is malformed")
-            self.hello: dict[str, Any] = json_loads(recv_exactly(sock, size))
+            self.hello: dict[str, Any] = json_loads(recv_exactly(self.channel, size))
         except BaseException as exc:
-            sock.close()
+            self._close()
             if isinstance(exc, OSError):  # a host that died meanwhile, perhaps
-                exit_if_host_gone(self.pipe_fd, info["socket"])
+                exit_if_host_gone(self.pipe_fd, socket_path)
             raise
-        self.sock = sock
         self.ready_sent = False
 
     def send_ready(self, **fields: Any) -> None:
         body = json_dumps(fields)
-        self.sock.sendall(encode_frame(Kind.READY, 0, body, _framing.MAX_FRAME_LIMIT))
+        frame = encode_frame(Kind.READY, 0, body, _framing.MAX_FRAME_LIMIT)
+        self.channel.sendall(frame)
         self.ready_sent = True
+
+    def open_stream(self) -> NowaitStream:
+        """The connection as a stream for the event loop; it owns it from now on."""
+        if isinstance(self.channel, socket.socket):
+            return SocketStream(self.channel)
+        return PipeStream(self.channel.read_fd, self.channel.write_fd)
+
+    def _close(self) -> None:
+        if isinstance(self.channel, socket.socket):
+            self.channel.close()
+        else:
+            os.close(self.channel.read_fd)
+            os.close(self.channel.write_fd)
 
 
 _session: _Session | None = None
@@ -116,6 +139,7 @@ def run_worker(
     messages: MessageRegistry,
     handlers: Mapping[type, Handler],
     *,
+    middleware: Sequence[Middleware] = (),
     serializer: Serializer | None = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
 ) -> None:
@@ -127,6 +151,8 @@ def run_worker(
         messages: The registry shared with the host.
         handlers: A handler for every message class of the registry; sync or
             async callables taking the message and returning its result.
+        middleware: Functions run on every incoming message before its
+            handler and on every outgoing reply, in order (see `Middleware`).
         serializer: Must match the host's (default: `JsonSerializer`).
         max_frame_size: The largest message accepted or sent, in bytes.
 
@@ -138,7 +164,13 @@ def run_worker(
     session = _connect()
     backend = session.hello.get("backend", "asyncio")
     server = _prepare(
-        session, messages, handlers, serializer, max_frame_size, backend=backend
+        session,
+        messages,
+        handlers,
+        middleware,
+        serializer,
+        max_frame_size,
+        backend=backend,
     )
     try:
         anyio.run(server.serve, backend=backend)
@@ -150,6 +182,7 @@ async def serve_worker(
     messages: MessageRegistry,
     handlers: Mapping[type, Handler],
     *,
+    middleware: Sequence[Middleware] = (),
     serializer: Serializer | None = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
 ) -> None:
@@ -157,7 +190,9 @@ async def serve_worker(
     session = (
         _session if _session is not None else await anyio.to_thread.run_sync(_connect)
     )
-    server = _prepare(session, messages, handlers, serializer, max_frame_size)
+    server = _prepare(
+        session, messages, handlers, middleware, serializer, max_frame_size
+    )
     await server.serve()
 
 
@@ -165,6 +200,7 @@ def _prepare(
     session: _Session,
     messages: MessageRegistry,
     handlers: Mapping[type, Handler],
+    middleware: Sequence[Middleware],
     serializer: Serializer | None,
     max_frame_size: int,
     *,
@@ -207,7 +243,7 @@ def _prepare(
         session.send_ready(ok=False, error=type(problem).__name__, message=str(problem))
         raise problem
     session.send_ready(ok=True)
-    return _Server(session, messages, handlers, serializer, max_frame_size)
+    return _Server(session, messages, handlers, serializer, max_frame_size, middleware)
 
 
 class _Server:
@@ -220,6 +256,7 @@ class _Server:
         handlers: Mapping[type, Handler],
         serializer: Serializer,
         max_frame_size: int,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         self._session = session
         self._messages = messages
@@ -229,11 +266,12 @@ class _Server:
         }
         self._serializer = serializer
         self._max = max_frame_size
+        self._middleware = tuple(middleware)
         self._running: dict[int, anyio.CancelScope] = {}
         self._writer: FrameWriter
 
     async def serve(self) -> None:
-        stream = SocketStream(self._session.sock)
+        stream = self._session.open_stream()
         async with stream, anyio.create_task_group() as tg:
             self._writer = FrameWriter(
                 stream, lambda: tg.start_soon(self._writer.flush_posted)
@@ -269,15 +307,19 @@ class _Server:
                 else:
                     logger.warning("ignoring a frame of unknown kind %d", kind)
 
-    def _decode(self, body: bytes, kind: str) -> tuple[MessageSpec, Any]:
-        name, payload, _meta = decode_body(self._serializer, body)
+    def _decode(
+        self, body: bytes, kind: str
+    ) -> tuple[MessageSpec, Any, dict[str, str]]:
+        name, payload, meta = decode_body(self._serializer, body)
         spec = self._messages.spec_named(name)
         if spec is None or spec.kind != kind:
             raise ProtocolError(f"unknown {kind} message type {name!r}")
         try:
-            return spec, spec.structure(payload, "")
+            return spec, spec.structure(payload, ""), check_meta(meta)
         except StructureError as exc:
             raise ProtocolError(f"invalid {name!r} message: {exc}") from None
+        except RecursionError:
+            raise ProtocolError(f"{name!r} message nested too deeply") from None
 
     async def _on_request(self, tx: int, body: bytes, tg: TaskGroup) -> None:
         if tx in self._running:
@@ -286,62 +328,77 @@ class _Server:
             )
             return
         try:
-            spec, message = self._decode(body, "request")
+            spec, message, meta = self._decode(body, "request")
         except ProtocolError as exc:
             await self._reply_error(tx, "?", exc, protocol=True)
             return
         handler, is_async = self._handlers[spec.cls]
         if not is_async:
             # Sync handlers run right here, one at a time, in arrival order.
-            try:
-                result = handler(message)
-                if inspect.isawaitable(result):  # an object with async __call__
-                    result = await result
-            except Exception as exc:
-                await self._reply_error(tx, spec.name, exc)
-            else:
-                await self._reply(tx, spec.name, result)
+            await self._handle(tx, spec.name, handler, message, meta, None)
             return
         scope = self._running[tx] = anyio.CancelScope()
-        tg.start_soon(self._run_request, tx, spec.name, handler, message, scope)
+        tg.start_soon(self._run_request, tx, spec.name, handler, message, meta, scope)
 
     async def _run_request(
         self,
         tx: int,
         name: str,
-        handler: Callable[[Any], Awaitable[Any]],
+        handler: Handler,
         message: Any,
+        meta: dict[str, str],
         scope: anyio.CancelScope,
     ) -> None:
         try:
             with scope:
-                try:
-                    result = await handler(message)
-                except Exception as exc:
-                    if not scope.cancel_called:
-                        await self._reply_error(tx, name, exc)
-                else:
-                    if not scope.cancel_called:  # else the host stopped waiting
-                        await self._reply(tx, name, result)
+                await self._handle(tx, name, handler, message, meta, scope)
         finally:
             del self._running[tx]
 
+    async def _handle(
+        self,
+        tx: int,
+        name: str,
+        handler: Handler,
+        message: Any,
+        meta: dict[str, str],
+        scope: anyio.CancelScope | None,
+    ) -> None:
+        """Run one request's middleware and handler, and send the reply unless
+        the host cancelled the request meanwhile."""
+        try:
+            if self._middleware:
+                envelope = Envelope("request", name, tx, message, meta)
+                message = (await apply(self._middleware, envelope, "incoming")).payload
+            result = handler(message)
+            if inspect.isawaitable(result):  # async, or an object with async __call__
+                result = await result
+        except Exception as exc:
+            if scope is None or not scope.cancel_called:
+                await self._reply_error(tx, name, exc)
+        else:
+            if scope is None or not scope.cancel_called:  # else nobody waits
+                await self._reply(tx, name, result)
+
     async def _on_notification(self, body: bytes, tg: TaskGroup) -> None:
         try:
-            spec, message = self._decode(body, "notification")
+            spec, message, meta = self._decode(body, "notification")
         except ProtocolError as exc:
             logger.error("dropping a notification: %s", exc)
             return
         handler, is_async = self._handlers[spec.cls]
         if is_async:
-            tg.start_soon(self._run_notification, spec.name, handler, message)
+            tg.start_soon(self._run_notification, spec.name, handler, message, meta)
         else:
-            await self._run_notification(spec.name, handler, message)
+            await self._run_notification(spec.name, handler, message, meta)
 
     async def _run_notification(
-        self, name: str, handler: Handler, message: Any
+        self, name: str, handler: Handler, message: Any, meta: dict[str, str]
     ) -> None:
         try:
+            if self._middleware:
+                envelope = Envelope("notification", name, 0, message, meta)
+                message = (await apply(self._middleware, envelope, "incoming")).payload
             result = handler(message)
             if inspect.isawaitable(result):
                 await result
@@ -349,9 +406,21 @@ class _Server:
             logger.exception("the handler of notification %r raised", name)
 
     async def _reply(self, tx: int, name: str, result: Any) -> None:
+        meta: dict[str, str] = {}
+        if self._middleware:
+            try:
+                envelope = Envelope("result", name, tx, result)
+                envelope = await apply(self._middleware, envelope, "outgoing")
+            except Exception as exc:
+                await self._reply_error(tx, name, exc, outgoing_middleware=False)
+                return
+            result, meta = envelope.payload, envelope.meta
         try:
             frame = encode_frame(
-                Kind.RESULT, tx, encode_body(self._serializer, name, result), self._max
+                Kind.RESULT,
+                tx,
+                encode_body(self._serializer, name, result, meta),
+                self._max,
             )
         except ProtocolError as exc:
             error = ProtocolError(f"result of {name!r}: {exc}")
@@ -360,11 +429,30 @@ class _Server:
         await self._send(frame)
 
     async def _reply_error(
-        self, tx: int, name: str, exc: BaseException, *, protocol: bool = False
+        self,
+        tx: int,
+        name: str,
+        exc: BaseException,
+        *,
+        protocol: bool = False,
+        outgoing_middleware: bool = True,
     ) -> None:
+        meta: dict[str, str] = {}
+        if self._middleware and outgoing_middleware:
+            try:
+                envelope = Envelope("error", name, tx, exc)
+                envelope = await apply(self._middleware, envelope, "outgoing")
+                if not isinstance(envelope.payload, BaseException):
+                    raise TypeError(
+                        "middleware replaced an error with "
+                        f"{type(envelope.payload).__name__}, not an exception"
+                    )
+                exc, meta = envelope.payload, envelope.meta
+            except Exception as problem:
+                exc, protocol = problem, False
         payload = describe_exception(exc, protocol=protocol)
         try:
-            body = encode_body(self._serializer, name, payload)
+            body = encode_body(self._serializer, name, payload, meta)
             frame = encode_frame(Kind.ERROR, tx, body, self._max)
         except ProtocolError as problem:
             # The error itself cannot be carried: say so in a reply that fits.

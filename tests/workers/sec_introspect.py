@@ -12,7 +12,7 @@ from tests.workers.sec_messages import Introspect, Introspection, Messages
 
 startup = get_startup_data()  # performs the handshake
 assert _worker._session is not None
-SOCKET_FD = _worker._session.sock.fileno()
+SOCKET_FD = _worker._session.channel.fileno()  # type: ignore[union-attr]
 PIPE_FD = _worker._session.pipe_fd
 
 

@@ -1,0 +1,56 @@
+"""Middleware and a custom serializer: trace ids cross the process boundary,
+and messages travel compressed.
+
+Run it from anywhere::
+
+    python examples/tracing.py
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+from tracing_shared import Messages, Summarize, ZlibSerializer, trace_id, tracing
+
+from isolated_workers import (
+    Direction,
+    Envelope,
+    JsonSerializer,
+    WorkerClient,
+    open_worker,
+)
+
+WORKER = Path(__file__).with_name("tracing_worker.py")
+
+
+def log(envelope: Envelope, direction: Direction) -> None:
+    """Log each message with its trace id; returning None passes it on."""
+    trace = envelope.meta.get("trace", "?")
+    print(f"[host] {direction} {envelope.kind} #{envelope.tx} ({trace})")
+
+
+async def summarize(worker: WorkerClient, text: str, trace: str) -> None:
+    trace_id.set(trace)  # this task's trace id; the middleware sends it along
+    print(f"{trace}: {await worker.send(Summarize(text))}")
+
+
+async def main() -> None:
+    serializer = ZlibSerializer(JsonSerializer())
+    async with open_worker(
+        WORKER,
+        messages=Messages,
+        serializer=serializer,
+        middleware=[tracing, log],  # in this order, both ways
+    ) as worker:
+        text = "the quick brown fox jumps over the lazy dog " * 20_000
+        size = len(serializer.dumps(text))
+        print(f"{len(text):,} chars of text travel as {size:,} bytes.")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(summarize, worker, text, "trace-a")
+            tg.start_soon(summarize, worker, "to be or not to be", "trace-b")
+    print("Done.")
+
+
+if __name__ == "__main__":
+    anyio.run(main)
