@@ -242,6 +242,10 @@ class _Launch:
         output: str,
         transport: Transport | None,
     ) -> _Launch:
+        if sys.platform == "win32":
+            raise NotImplementedError(
+                "isolated-workers runs on POSIX systems only for now"
+            )
         registry = cast(object, messages)  # checked for callers without types
         if not isinstance(registry, MessageRegistry):
             raise TypeError(

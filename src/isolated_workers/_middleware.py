@@ -33,7 +33,7 @@ class Envelope:
             ids and the like. A reply starts with empty ``meta``.
     """
 
-    kind: EnvelopeKind
+    kind: Literal["request", "notification", "result", "error"]
     type: str
     tx: int
     payload: Any
