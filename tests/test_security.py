@@ -1,8 +1,9 @@
 """Security of the transport: modes, authentication, secret, env and fd hygiene.
 
-Reliability spec, group (d): D1 (modes), D4/D5 (peers without the secret), D6
-(replay), D7 (impostor worker), D8 (secret hygiene), D11 (environment) and D12
-(inherited fds). D3 is in ``test_startup_failures.py``.
+Reliability spec, group (d): D1 (modes), D2 (another uid, as root only), D4/D5
+(peers without the secret), D6 (replay), D7 (impostor worker), D8 (secret
+hygiene), D11 (environment) and D12 (inherited fds). D3 is in
+``test_startup_failures.py``.
 
 The mode and rogue-peer tests hold a worker back before it connects
 (``tests/workers/sec_blocked.py``), so the host is STARTING with its socket
@@ -18,6 +19,7 @@ import contextlib
 import hashlib
 import hmac
 import os
+import pickle
 import re
 import shutil
 import socket
@@ -39,6 +41,7 @@ import isolated_workers._host as host_module
 import isolated_workers._transport as transport_module
 from isolated_workers import (
     JsonSerializer,
+    PickleSerializer,
     Timeouts,
     WorkerClient,
     WorkerStartupError,
@@ -56,6 +59,8 @@ from isolated_workers._handshake import (
 )
 from isolated_workers._protocol import encode_body
 from tests.workers import sec_messages
+from tests.workers.ext_messages import Guarded
+from tests.workers.ext_messages import Messages as ExtMessages
 from tests.workers.messages import Echo, Echoed, Messages, Recall
 
 pytestmark = pytest.mark.anyio
@@ -191,12 +196,13 @@ async def blocked_worker(
 
     options.setdefault("timeouts", Timeouts(startup=20))
     options.setdefault("startup_data", {"marker": MARKER})
+    options.setdefault("messages", Messages)
+    module = options.pop("module", "tests.workers.echo")
     async with anyio.create_task_group() as tg:
         tg.start_soon(probe)
         async with open_worker(
             "tests.workers.sec_blocked",
-            messages=Messages,
-            args=[str(blocked.release_file)],
+            args=[str(blocked.release_file), module],
             **options,
         ) as client:
             yield client
@@ -269,6 +275,52 @@ async def test_socket_dir_name_is_random(sock_base: Path, tmp_path: Path) -> Non
     assert names[0] != names[1]
 
 
+# ------------------------------------------------------------ D2 other user
+
+#: A user that is not us, and an interpreter it may run (ours may sit under /root).
+OTHER_UID = 65534
+SYSTEM_PYTHON = "/usr/bin/python3"
+CONNECT_AS_OTHER = """
+import os, socket, sys
+path = sys.argv[1]
+print(os.access(os.path.dirname(os.path.dirname(path)), os.X_OK))
+with socket.socket(socket.AF_UNIX) as sock:
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        print(type(exc).__name__)
+    else:
+        print("connected")
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.access(SYSTEM_PYTHON, os.X_OK),
+    reason="needs root, to run a helper as another user, and a system python",
+)
+async def test_other_user_cannot_connect(sock_base: Path, tmp_path: Path) -> None:
+    """A process of another uid, without our groups, gets PermissionError from
+    connect() though it can reach the socket directory's parent (D2)."""
+    outcome: list[str] = []
+
+    async def connect_as_other(blocked: Blocked) -> None:
+        result = await anyio.run_process(
+            [SYSTEM_PYTHON, "-I", "-c", CONNECT_AS_OTHER, str(blocked.socket_path)],
+            user=OTHER_UID,
+            group=OTHER_UID,
+            extra_groups=[],
+            cwd="/",
+        )
+        outcome.extend(result.stdout.decode().split())
+        blocked.release()
+
+    sock_base.chmod(0o755)  # so that only the library's own modes stand in the way
+    with anyio.fail_after(30):
+        async with blocked_worker(sock_base, tmp_path, connect_as_other) as worker:
+            assert await worker.send(Echo(2)) == Echoed(2)
+    assert outcome == ["True", "PermissionError"]
+
+
 # ------------------------------------------------------ D4/D5 peers without secret
 
 
@@ -319,6 +371,48 @@ async def test_rogue_peer_is_refused(
     assert bytes(rogue.sent) == greeting  # the host told the rogue nothing more
     assert real.outcome == "ok"
     assert len(real.received) == WORKER_REPLY_SIZE
+
+
+class _Canary:
+    """Unpickling this creates the file it names."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (self.path, "w"))
+
+
+async def test_pickle_from_a_rogue_is_never_unpickled(
+    sock_base: Path, tmp_path: Path, host_peers: list[RecordingStream]
+) -> None:
+    """D4 with PickleSerializer: a rogue's pickle, raw and in a well-formed
+    frame, runs nothing; the real worker starts and serves."""
+    canary = tmp_path / "canary"
+    evil = pickle.dumps(_Canary(canary))
+    frame = encode_frame(Kind.NOTIFICATION, 0, evil, 2**32 - 1)
+
+    async def attack(blocked: Blocked) -> None:
+        for payload in (evil, frame, os.urandom(64) + frame):
+            async with await anyio.connect_unix(blocked.socket_path) as rogue:
+                await rogue.send(payload)
+                with anyio.fail_after(5):
+                    await read_until_closed(rogue)
+        blocked.release()
+
+    with anyio.fail_after(30):
+        async with blocked_worker(
+            sock_base,
+            tmp_path,
+            attack,
+            module="tests.workers.ext_worker",
+            messages=ExtMessages,
+            startup_data={"serializer": "pickle"},
+            serializer=PickleSerializer(),
+        ) as worker:
+            assert await worker.send(Guarded(2)) == 2
+    assert [peer.outcome for peer in host_peers] == ["AuthenticationError"] * 3 + ["ok"]
+    assert not canary.exists()
 
 
 @pytest.mark.parametrize(
