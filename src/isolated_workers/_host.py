@@ -43,9 +43,6 @@ from ._util import (
 
 __all__ = ["WorkerOptions", "open_worker", "start_worker"]
 
-# AF_UNIX socket paths are limited to 108 bytes on Linux, 104 on macOS.
-_MAX_SOCKET_PATH = 104 if sys.platform == "darwin" else 108
-
 
 class WorkerOptions(TypedDict, total=False):
     """The keyword options of `open_worker`, for `start_worker`'s ``**options``."""
@@ -119,7 +116,8 @@ async def open_worker(
             logger) or ``"capture"`` (kept for `WorkerClient.captured_stdout`
             and `WorkerClient.captured_stderr`). With ``"log"`` and
             ``"capture"``, crash and startup errors carry the last lines of
-            stderr.
+            stderr. Under `PipeTransport`, stdout carries the messages and
+            what the worker prints goes to its stderr.
         tx_id_factory: Makes the transaction id of each request (default:
             1, 2, 3, ...). Ids must be ints from 1 to 2**64 - 1 and never
             repeat for one client: a reused id could pair a late reply with
@@ -396,17 +394,20 @@ class _Launch:
             reader: FrameReader | None = None
             ready: dict[str, Any] | None = None
             with anyio.move_on_after(self.timeouts.startup) as deadline:
-                async with anyio.create_task_group() as race:
+                try:
+                    async with anyio.create_task_group() as race:
 
-                    async def watch_exit() -> None:
-                        nonlocal exit_code
-                        exit_code = await process.wait()
-                        if stream is None:  # not connected: stop waiting for it
-                            race.cancel_scope.cancel()
+                        async def watch_exit() -> None:
+                            nonlocal exit_code
+                            exit_code = await process.wait()
+                            if stream is None:  # not connected: stop waiting
+                                race.cancel_scope.cancel()
 
-                    race.start_soon(watch_exit)
-                    stream = await endpoint.connect(secret)
-                    race.cancel_scope.cancel()
+                        race.start_soon(watch_exit)
+                        stream = await endpoint.connect(secret)
+                        race.cancel_scope.cancel()
+                except BaseExceptionGroup as group:  # a failed handshake, say
+                    raise_single(group)
                 # Outside the task group, so that its errors are not wrapped
                 # in an exception group; a worker that exits now hangs up.
                 if stream is not None:

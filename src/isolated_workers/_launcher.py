@@ -30,10 +30,10 @@ def main() -> None:
     if args[:1] == ["-m"]:
         sys.argv = args[1:]
         runpy.run_module(args[1], run_name="__main__", alter_sys=True)
-    else:
+    else:  # as ``python SCRIPT`` does: its real directory first on the path
         sys.argv = args
-        sys.path[0] = os.path.dirname(os.path.abspath(args[0]))
-        runpy.run_path(args[0], run_name="__main__")
+        sys.path[0] = os.path.dirname(os.path.realpath(args[0]))
+        runpy.run_path(os.path.abspath(args[0]), run_name="__main__")
 
 
 if __name__ == "__main__":

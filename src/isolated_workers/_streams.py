@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import select
+import signal
 import socket
 import struct
 import termios
@@ -149,7 +151,7 @@ class PipeStream(NowaitStream):
     def _write(self, data: bytes | memoryview) -> int:
         if self._write_fd is None:
             raise anyio.ClosedResourceError
-        return os.write(self._write_fd, data)
+        return write_without_sigpipe(self._write_fd, data)
 
     def _readable(self) -> int:
         return self._read_fd
@@ -177,6 +179,23 @@ class PipeStream(NowaitStream):
         await anyio.lowlevel.checkpoint()
 
 
+def write_without_sigpipe(fd: int, data: bytes | memoryview) -> int:
+    """`os.write`, but a reader that is gone raises EPIPE even in a process
+    that restored SIGPIPE's default action, which would kill it."""
+    if signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN:
+        return os.write(fd, data)  # Python's default: nothing to guard
+    # A write's SIGPIPE goes to the writing thread: hold it there, and take
+    # it back if it came.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE})
+    try:
+        return os.write(fd, data)
+    except BrokenPipeError:
+        signal.sigtimedwait({signal.SIGPIPE}, 0)
+        raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
 class BlockingChannel(Protocol):
     """What the worker's blocking handshake reads and writes: a blocking
     socket, or a `BlockingPipe`."""
@@ -186,16 +205,22 @@ class BlockingChannel(Protocol):
 
 
 class BlockingPipe:
-    """A pair of blocking pipe ends with the socket calls of `BlockingChannel`."""
+    """A pair of blocking pipe ends with the socket calls of `BlockingChannel`;
+    like a socket's, each read waits at most ``timeout`` seconds."""
 
-    def __init__(self, read_fd: int, write_fd: int) -> None:
+    def __init__(self, read_fd: int, write_fd: int, timeout: float | None) -> None:
         self.read_fd = read_fd
         self.write_fd = write_fd
+        self._timeout_ms = -1 if timeout is None else max(0, round(timeout * 1000))
 
     def recv_into(self, buffer: memoryview, /) -> int:
+        poller = select.poll()
+        poller.register(self.read_fd, select.POLLIN)
+        if not poller.poll(self._timeout_ms):
+            raise TimeoutError("the host did not answer in time")
         return os.readv(self.read_fd, [buffer])
 
     def sendall(self, data: bytes, /) -> None:
         view = memoryview(data)
         while view:
-            view = view[os.write(self.write_fd, view) :]
+            view = view[write_without_sigpipe(self.write_fd, view) :]

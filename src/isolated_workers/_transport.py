@@ -193,7 +193,7 @@ def _check_directory(directory: str) -> None:
 def _listen(directory: str | os.PathLike[str] | None) -> tuple[str, socket.socket]:
     """A listening Unix socket, alone in a fresh 0700 directory; the socket is 0600."""
     if directory is not None:
-        base = os.fspath(directory)
+        base = os.path.abspath(directory)  # the worker may run elsewhere
         _check_directory(base)
     else:
         base = tempfile.gettempdir()

@@ -61,7 +61,9 @@ class _Session:
         if socket_path is None:
             if _bootstrap.stdio_channel is None:
                 raise RuntimeError("a pipe worker must be started by its launcher")
-            self.channel = BlockingPipe(*_bootstrap.stdio_channel)
+            self.channel = BlockingPipe(
+                *_bootstrap.stdio_channel, info["connect_timeout"]
+            )
         else:
             self.channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.channel.settimeout(info["connect_timeout"])

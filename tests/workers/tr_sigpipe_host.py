@@ -1,0 +1,46 @@
+"""A `PipeTransport` host with SIGPIPE's default action, whose worker dies
+while the host writes it 32 MiB; prints SURVIVED if it lives.
+
+``python -m tests.workers.tr_sigpipe_host MARKER BACKEND``
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+
+import anyio
+
+from isolated_workers import PipeTransport, WorkerCrashedError, open_worker
+from tests.workers.fault_messages import Blob, Block, Faults
+
+
+async def main(marker: str) -> None:
+    async with open_worker(
+        "tests.workers.fault_worker", messages=Faults, transport=PipeTransport()
+    ) as worker:
+
+        async def stall() -> None:
+            with contextlib.suppress(WorkerCrashedError):
+                await worker.send(Block(marker, sync=True))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stall)
+            while not os.path.exists(marker):
+                await anyio.sleep(0.01)
+
+            async def kill_soon() -> None:
+                await anyio.wait_all_tasks_blocked()  # the big write is stuck
+                os.kill(worker.pid, signal.SIGKILL)
+
+            tg.start_soon(kill_soon)
+            with contextlib.suppress(WorkerCrashedError):
+                await worker.send(Blob(b"x" * (32 * 1024 * 1024)))
+    print("SURVIVED", flush=True)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    anyio.run(main, sys.argv[1], backend=sys.argv[2])
