@@ -281,15 +281,29 @@ async def _measure_isolated_workers(
 ) -> Result:
     from contextlib import AsyncExitStack
 
-    from bench_messages import Echo, EchoBytes, Messages
+    from bench_messages import Echo, EchoBytes, Messages, make_serializer
 
-    from isolated_workers import WorkerClient, open_worker
+    from isolated_workers import (
+        PipeTransport,
+        UnixSocketTransport,
+        WorkerClient,
+        open_worker,
+    )
 
     args = ["--async"] if handler == "async" else []
     backend: Any = worker_backend
 
     def launch() -> Any:
-        return open_worker(WORKER_SCRIPT, messages=Messages, backend=backend, args=args)
+        return open_worker(
+            WORKER_SCRIPT,
+            messages=Messages,
+            backend=backend,
+            args=args,
+            serializer=make_serializer(),
+            transport=PipeTransport()
+            if os.environ["BENCH_TRANSPORT"] == "pipe"
+            else UnixSocketTransport(),
+        )
 
     out: Result = {}
     if "S1" in scenarios:
@@ -909,6 +923,18 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="isolated-workers handler kind in the worker (default: %(default)s)",
     )
     parser.add_argument(
+        "--serializer",
+        choices=("json", "msgpack", "pickle"),
+        default="json",
+        help="isolated-workers serializer (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--transport",
+        choices=("socket", "pipe"),
+        default="socket",
+        help="isolated-workers transport (default: %(default)s)",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -1037,6 +1063,8 @@ def _parent_main(options: argparse.Namespace) -> int:
         "pinned": options.pinned,
         "rounds": options.rounds,
         "handler": options.handler,
+        "serializer": options.serializer,
+        "transport": options.transport,
         "quick": options.quick,
         "profiled": options.profile,
         "counts": counts,
@@ -1061,7 +1089,8 @@ def _parent_main(options: argparse.Namespace) -> int:
         f"Counts: S1 median of {counts['s1_n']}; S2 {counts['s2_calls']} calls after "
         f"{counts['s2_warmup']}; S3 {counts['s3_total']} with {counts['s3_inflight']} "
         f"in flight; S4 {counts['s4_calls']} x {counts['s4_size']} bytes; "
-        f"handler {options.handler}{'; PROFILED' if options.profile else ''}"
+        f"handler {options.handler}; serializer {options.serializer}; "
+        f"transport {options.transport}{'; PROFILED' if options.profile else ''}"
     )
     print(text)
     if targets:
@@ -1087,6 +1116,9 @@ def _parent_main(options: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = _parse_args(argv)
+    # Children and their workers inherit these (see echo_worker.py).
+    os.environ.setdefault("BENCH_SERIALIZER", options.serializer)
+    os.environ.setdefault("BENCH_TRANSPORT", options.transport)
     if options.child is not None:
         return _child_main(options)
     return _parent_main(options)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import attrs
 
-from isolated_workers import Request, define_messages
+from isolated_workers import (
+    JsonSerializer,
+    MsgpackSerializer,
+    PickleSerializer,
+    Request,
+    Serializer,
+    define_messages,
+)
 
 
 @attrs.frozen
@@ -22,3 +31,14 @@ class EchoBytes(Request[bytes]):
 
 
 Messages = define_messages(Echo, EchoBytes)
+
+
+def make_serializer() -> Serializer:
+    """The serializer named by ``BENCH_SERIALIZER`` (``bench.py --serializer``)."""
+    name = os.environ.get("BENCH_SERIALIZER", "json")
+    classes = {
+        "json": JsonSerializer,
+        "msgpack": MsgpackSerializer,
+        "pickle": PickleSerializer,
+    }
+    return classes[name]()

@@ -8,8 +8,9 @@ task of the worker's task group).
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-from bench_messages import Echo, EchoBytes, Messages
+from bench_messages import Echo, EchoBytes, Messages, make_serializer
 
 from isolated_workers import run_worker
 
@@ -32,9 +33,10 @@ async def echo_bytes_async(msg: EchoBytes) -> bytes:
 
 def main() -> None:
     if "--async" in sys.argv[1:]:
-        run_worker(Messages, {Echo: echo_async, EchoBytes: echo_bytes_async})
+        handlers: dict[type, Any] = {Echo: echo_async, EchoBytes: echo_bytes_async}
     else:
-        run_worker(Messages, {Echo: echo, EchoBytes: echo_bytes})
+        handlers = {Echo: echo, EchoBytes: echo_bytes}
+    run_worker(Messages, handlers, serializer=make_serializer())
 
 
 if __name__ == "__main__":
