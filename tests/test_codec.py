@@ -5,6 +5,7 @@
 
 import enum
 import math
+import re
 from typing import Any, Literal, Optional, Union
 
 import attrs
@@ -452,6 +453,23 @@ def test_unsupported_types_are_refused(tp: Any) -> None:
 
 
 DEPTH = 100_000
+
+
+@pytest.mark.parametrize(
+    ("data", "tp", "expected"),
+    [
+        ("é", bytes, "expected bytes (base64 text), got str"),
+        (10**400, float, "expected a float in range, got int"),
+    ],
+    ids=["non-ascii-base64", "int-beyond-float"],
+)
+def test_values_the_converters_reject_are_structure_errors(
+    data: object, tp: type, expected: str
+) -> None:
+    """Found by fuzzing: conversions that fail with ValueError or OverflowError
+    are refused like any other mismatch."""
+    with pytest.raises(StructureError, match=re.escape(expected)):
+        structure(data, tp)
 
 
 def test_deeply_nested_body_is_a_protocol_error() -> None:

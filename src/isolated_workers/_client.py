@@ -268,6 +268,11 @@ class WorkerClient:
             raise ProtocolError(
                 f"the result of {spec.name!r} is nested too deeply"
             ) from None
+        except Exception as exc:  # whatever the data, the caller gets a clear error
+            raise ProtocolError(
+                f"the result of {spec.name!r} cannot be read "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
         if self._middleware:
             result = await self._incoming("result", spec, tx, result, call.meta)
         return result

@@ -8,7 +8,6 @@ offending field.
 from __future__ import annotations
 
 import base64
-import binascii
 import enum
 import types
 import typing
@@ -82,7 +81,10 @@ def _structure_float(data: Any, path: str) -> Any:
     if type(data) is float:
         return data
     if type(data) is int:
-        return float(data)
+        try:
+            return float(data)
+        except OverflowError:
+            _fail(path, "a float in range", data)
     _fail(path, "float", data)
 
 
@@ -94,7 +96,7 @@ def _structure_bytes(data: Any, path: str) -> Any:
     if type(data) is str:  # text serializers carry bytes as base64
         try:
             return base64.b64decode(data, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or text that is not ASCII
             _fail(path, "bytes (base64 text)", data)
     _fail(path, "bytes", data)
 

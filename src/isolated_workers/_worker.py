@@ -322,6 +322,10 @@ class _Server:
             raise ProtocolError(f"invalid {name!r} message: {exc}") from None
         except RecursionError:
             raise ProtocolError(f"{name!r} message nested too deeply") from None
+        except Exception as exc:  # whatever the data, the worker serves on
+            raise ProtocolError(
+                f"invalid {name!r} message ({type(exc).__name__}: {exc})"
+            ) from None
 
     async def _on_request(self, tx: int, body: bytes, tg: TaskGroup) -> None:
         if tx in self._running:
