@@ -134,12 +134,35 @@ def reap_orphan(pid: int) -> int | None:
 
 
 async def wait_orphan_exit(pid: int, patience: float) -> int:
-    """Reap the adopted orphan ``pid``; fail if it runs ``patience`` s on."""
+    """Reap the adopted orphan ``pid`` and what died with its process group;
+    fail if it runs ``patience`` s on."""
     with anyio.move_on_after(patience):
         while (status := reap_orphan(pid)) is None:
             await anyio.sleep(0.005)
+        await _reap_group(pid)
         return status
     pytest.fail(f"process {pid} still runs after {patience} s: {describe(pid)}")
+
+
+async def _reap_group(pgid: int) -> None:
+    """Reap the members of a worker's group that this subreaper adopted when
+    the worker died: the worker kills its whole group when its host dies, so
+    these are dying already. (A Trio worker, for one, runs ``ldconfig`` the
+    first time it starts a thread.) A member that lives on is left for the
+    leak check to report."""
+    with anyio.move_on_after(2):
+        while True:
+            members = []
+            for child in psutil.Process().children():
+                with contextlib.suppress(ProcessLookupError):
+                    if os.getpgid(child.pid) == pgid:
+                        members.append(child.pid)
+            if not members:
+                return
+            for member in members:
+                with contextlib.suppress(ChildProcessError):
+                    reap_orphan(member)
+            await anyio.sleep(0.005)
 
 
 def socket_dirs() -> list[Path]:
