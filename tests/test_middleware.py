@@ -19,6 +19,7 @@ from isolated_workers import (
     Direction,
     Envelope,
     Middleware,
+    ProtocolError,
     RemoteError,
     WorkerClient,
     open_worker,
@@ -27,10 +28,12 @@ from tests.workers.ext_messages import (
     Echo,
     Explode,
     Guarded,
+    Hold,
     Messages,
     Note,
     Notes,
     Payload,
+    Release,
     SeenMeta,
     Wait,
 )
@@ -315,3 +318,40 @@ async def test_tx_id_factory_duplicates_in_flight_are_refused(
             with pytest.raises(ValueError, match="42"):
                 await client.send(Guarded(2))
             tg.cancel_scope.cancel()
+
+
+async def test_bad_input_from_one_caller_loses_nothing_of_another(
+    anyio_backend: object, worker_backend: str
+) -> None:
+    """While one caller's request is in flight, another caller's bad inputs
+    each fail with a clear error, and the first request completes."""
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    bad: list[tuple[object, type[Exception], str]] = [
+        (Echo(Payload([], b"x" * 70_000)), ProtocolError, "exceeds max_frame_size"),
+        (Echo(Payload([cast("int", object())], b"")), ProtocolError, "serialize"),
+        (Echo(Payload(deep, b"")), ProtocolError, "serialize"),
+        (Guarded(cast("int", "nope")), ProtocolError, "value: expected int"),
+        (Guarded(-1), PermissionError, "negative values are refused"),
+        (Explode("boom"), ValueError, "boom"),
+        (object(), TypeError, "is not in MessageRegistry"),
+    ]
+    with anyio.fail_after(GUARD):
+        async with (
+            ext_worker(worker_backend, max_frame_size=65_536) as client,
+            anyio.create_task_group() as tg,
+        ):
+            held: list[int] = []
+
+            async def first_caller() -> None:
+                held.append(await client.send(Hold(41)))
+
+            tg.start_soon(first_caller)
+            await anyio.wait_all_tasks_blocked()
+            for message, error, text in bad:
+                with pytest.raises(error, match=text):
+                    await client.send(message)  # type: ignore[call-overload]
+            await client.send(Release())
+        assert held == [41]
+        assert client.late_replies == 0

@@ -56,6 +56,18 @@ class Wait(Request[None]):
 
 
 @attrs.frozen
+class Hold(Request[int]):
+    """Answered with ``value`` once a `Release` arrives."""
+
+    value: int
+
+
+@attrs.frozen
+class Release(Notification):
+    pass
+
+
+@attrs.frozen
 class Note(Notification):
     value: int
 
@@ -65,7 +77,9 @@ class Notes(Request[list[int]]):
     pass
 
 
-Messages = define_messages(Echo, SeenMeta, Guarded, Explode, Wait, Note, Notes)
+Messages = define_messages(
+    Echo, SeenMeta, Guarded, Explode, Wait, Hold, Release, Note, Notes
+)
 
 #: The meta of the request being handled, set by the worker's middleware.
 request_meta: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(

@@ -13,10 +13,12 @@ from tests.workers.ext_messages import (
     Echo,
     Explode,
     Guarded,
+    Hold,
     Messages,
     Note,
     Notes,
     Payload,
+    Release,
     SeenMeta,
     Wait,
     doubling_middleware,
@@ -45,6 +47,24 @@ async def explode(message: Explode) -> None:
     raise ValueError(message.text)
 
 
+released: list[anyio.Event] = []
+
+
+def _released() -> anyio.Event:
+    if not released:
+        released.append(anyio.Event())
+    return released[0]
+
+
+async def hold(message: Hold) -> int:
+    await _released().wait()
+    return message.value
+
+
+def release(message: Release) -> None:
+    _released().set()
+
+
 async def wait(message: Wait) -> None:
     await anyio.sleep_forever()
 
@@ -69,6 +89,8 @@ if __name__ == "__main__":
             Guarded: guarded,
             Explode: explode,
             Wait: wait,
+            Hold: hold,
+            Release: release,
             Note: note,
             Notes: get_notes,
         },
