@@ -86,7 +86,8 @@ def _describe_process(pid: int) -> str:
     return f"[{status}] {cmdline or name}"
 
 
-def _open_fds() -> frozenset[tuple[int, str]]:
+def open_fds() -> frozenset[tuple[int, str]]:
+    """This process's open file descriptors and what each points at."""
     fds: set[tuple[int, str]] = set()
     for name in os.listdir(_FD_DIR):
         # FileNotFoundError: the fd that listdir itself used, closed by now.
@@ -130,7 +131,7 @@ def snapshot(temp_dirs: Sequence[str] | None = None) -> Snapshot:
         temp_dirs = [tempfile.gettempdir()]
     procs, zombies = _descendants()
     return Snapshot(
-        fds=_open_fds(), procs=procs, zombies=zombies, dirs=_temp_entries(temp_dirs)
+        fds=open_fds(), procs=procs, zombies=zombies, dirs=_temp_entries(temp_dirs)
     )
 
 

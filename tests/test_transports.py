@@ -863,9 +863,10 @@ def test_pipe_host_with_default_sigpipe_survives(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "tests.workers.tr_sigpipe_host",
+                "tests.workers.sigpipe_host",
                 str(tmp_path / "stalled"),
                 "asyncio",
+                "pipe",
             ],
             capture_output=True,
             timeout=60,

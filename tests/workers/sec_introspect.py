@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
 
 from isolated_workers import _worker, get_startup_data, run_worker
+from tests._leaks import open_fds
 from tests.workers.sec_messages import Introspect, Introspection, Messages
 
 startup = get_startup_data()  # performs the handshake
@@ -17,11 +17,7 @@ PIPE_FD = _worker._session.pipe_fd
 
 
 def _fds() -> dict[str, str]:
-    fds: dict[str, str] = {}
-    for name in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(FileNotFoundError):  # the fd listdir used
-            fds[name] = os.readlink(f"/proc/self/fd/{name}")
-    return fds
+    return {str(fd): target for fd, target in open_fds()}
 
 
 def introspect(msg: Introspect) -> Introspection:

@@ -1,5 +1,9 @@
 """A host with SIGPIPE's default action (as some command-line tools set it)
-whose worker dies while the host writes it 32 MiB; prints SURVIVED if it lives."""
+whose worker dies while the host writes it 32 MiB; prints SURVIVED if it lives.
+
+``python -m tests.workers.sigpipe_host MARKER BACKEND [pipe]``: ``pipe`` talks
+to the worker with `PipeTransport`.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,19 @@ import sys
 
 import anyio
 
-from isolated_workers import WorkerCrashedError, open_worker
+from isolated_workers import (
+    PipeTransport,
+    UnixSocketTransport,
+    WorkerCrashedError,
+    open_worker,
+)
 from tests.workers.fault_messages import Blob, Block, Faults
 
 
-async def main(marker: str) -> None:
-    async with open_worker("tests.workers.fault_worker", messages=Faults) as worker:
+async def main(marker: str, transport: PipeTransport | UnixSocketTransport) -> None:
+    async with open_worker(
+        "tests.workers.fault_worker", messages=Faults, transport=transport
+    ) as worker:
 
         async def stall() -> None:
             with contextlib.suppress(WorkerCrashedError):
@@ -38,4 +49,6 @@ async def main(marker: str) -> None:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    anyio.run(main, sys.argv[1], backend=sys.argv[2])
+    pipe = sys.argv[3:] == ["pipe"]
+    transport = PipeTransport() if pipe else UnixSocketTransport()
+    anyio.run(main, sys.argv[1], transport, backend=sys.argv[2])

@@ -7,7 +7,6 @@ As a script it needs ``PYTHONPATH`` to hold the repository (for
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import socket
@@ -17,6 +16,7 @@ from pathlib import Path
 import anyio
 
 from isolated_workers import _worker, get_startup_data, run_worker
+from tests._leaks import open_fds
 from tests.workers.tr_messages import (
     IMPORT_PRINT,
     Block,
@@ -90,11 +90,7 @@ def _sibling() -> str | None:
 
 
 def _fds() -> dict[str, str]:
-    fds: dict[str, str] = {}
-    for name in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(FileNotFoundError):  # the fd listdir used
-            fds[name] = os.readlink(f"/proc/self/fd/{name}")
-    return fds
+    return {str(fd): target for fd, target in open_fds()}
 
 
 def look(msg: Look) -> View:
