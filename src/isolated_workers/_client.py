@@ -216,7 +216,10 @@ class WorkerClient:
             raise TypeError(exc.args[0]) from None
         await anyio.lowlevel.checkpoint_if_cancelled()  # cancelled: write nothing
         if spec.kind == "notification":
-            body = await self._encode("notification", spec, 0, message)
+            meta: dict[str, str] = {}
+            if self._middleware:
+                message, meta = await self._outgoing("notification", spec, 0, message)
+            body = encode_body(self._serializer, spec.name, message, meta)
             link = await self._ready_link(spec.name)
             try:
                 await link.writer.send(
@@ -232,7 +235,10 @@ class WorkerClient:
 
     async def _request(self, spec: MessageSpec, message: Any) -> Any:
         tx = self._new_tx()
-        body = await self._encode("request", spec, tx, message)
+        meta: dict[str, str] = {}
+        if self._middleware:
+            message, meta = await self._outgoing("request", spec, tx, message)
+        body = encode_body(self._serializer, spec.name, message, meta)
         frame = encode_frame(Kind.REQUEST, tx, body, self._max)
         link = await self._ready_link(spec.name)
         if tx in self._pending:  # taken while waiting for the link
@@ -286,16 +292,13 @@ class WorkerClient:
             )
         return tx
 
-    async def _encode(
+    async def _outgoing(
         self, kind: EnvelopeKind, spec: MessageSpec, tx: int, message: Any
-    ) -> bytes:
-        """The body of an outgoing message, after the middleware."""
-        meta: dict[str, str] = {}
-        if self._middleware:
-            envelope = Envelope(kind, spec.name, tx, message)
-            envelope = await apply(self._middleware, envelope, "outgoing")
-            message, meta = envelope.payload, envelope.meta
-        return encode_body(self._serializer, spec.name, message, meta)
+    ) -> tuple[Any, dict[str, str]]:
+        """An outgoing message and its meta, after the middleware."""
+        envelope = Envelope(kind, spec.name, tx, message)
+        envelope = await apply(self._middleware, envelope, "outgoing")
+        return envelope.payload, envelope.meta
 
     async def _incoming(
         self,
