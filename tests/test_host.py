@@ -297,6 +297,36 @@ async def test_notification_returns_none_and_is_applied(
             assert await client.send(Records()) == [1, 2]
 
 
+async def test_every_send_lets_other_tasks_run(anyio_backend: object) -> None:
+    """send() is a checkpoint, as Trio's own async functions are, even when the
+    kernel takes a notification at once: a sibling task runs between sends."""
+    ticks = 0
+
+    async def sibling(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        nonlocal ticks
+        task_status.started()
+        while True:
+            ticks += 1
+            await anyio.lowlevel.checkpoint()
+
+    async def interleavings(send: Callable[[int], Awaitable[object]]) -> int:
+        count = 0
+        for i in range(200):
+            before = ticks
+            await send(i)
+            count += ticks > before
+        return count
+
+    with anyio.fail_after(GUARD):
+        async with host_worker("asyncio") as client, anyio.create_task_group() as tg:
+            await tg.start(sibling)
+            # Trio runs a batch of ready tasks in a random order, so the sibling
+            # may come before or after the sender: count, do not expect 200.
+            assert await interleavings(lambda i: client.send(Record(i))) >= 50
+            assert await interleavings(lambda i: client.send(GetPid())) >= 50
+            tg.cancel_scope.cancel()
+
+
 async def test_sync_handlers_answer(anyio_backend: object, worker_backend: str) -> None:
     """Sync handlers serve requests and run in arrival order."""
     with anyio.fail_after(GUARD):

@@ -14,7 +14,7 @@ from isolated_workers import (
     WorkerStartupError,
     open_worker,
 )
-from tests.workers.fault_messages import Crash, Faults, Say
+from tests.workers.fault_messages import Crash, Faults, Ping, Say
 from tests.workers.messages import Messages
 
 pytestmark = pytest.mark.anyio
@@ -71,6 +71,49 @@ async def test_a_flood_of_output_neither_blocks_nor_corrupts(
             while len(worker.captured_stdout) < 1024 * 1024:
                 await anyio.sleep(0.01)
     assert set(worker.captured_stdout) == {"x", "\n"}
+
+
+class _FailingHandler(logging.Handler):
+    """A log handler whose emit raises, as a broken user handler would."""
+
+    def __init__(self, wanted: int) -> None:
+        super().__init__()
+        self.calls = 0
+        self.wanted = wanted
+        self.reached = anyio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.calls += 1
+        if self.calls == self.wanted:
+            self.reached.set()
+        raise RuntimeError("this handler is broken")
+
+
+async def test_a_failing_log_handler_costs_only_its_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A handler that raises in emit(): each line is reported the way logging
+    reports handler errors, and the block and the worker carry on (issue 8)."""
+    handler = _FailingHandler(wanted=6)
+    worker_logger = logging.getLogger("isolated_workers.worker")
+    worker_logger.addHandler(handler)
+    level = worker_logger.level
+    worker_logger.setLevel(logging.INFO)
+    try:
+        with anyio.fail_after(GUARD):
+            async with open_worker(
+                FAULT_WORKER, messages=Faults, output="log"
+            ) as worker:
+                for i in range(3):
+                    await worker.send(Say(stdout=f"out {i}\n", stderr=f"err {i}\n"))
+                await handler.reached.wait()  # both pumps met the failure
+                assert await worker.send(Ping()) == worker.pid
+    finally:
+        worker_logger.removeHandler(handler)
+        worker_logger.setLevel(level)
+    errors = capsys.readouterr().err
+    assert errors.count("--- Logging error ---") == 6
+    assert "RuntimeError: this handler is broken" in errors
 
 
 async def test_a_segfault_report_carries_the_python_stack(worker_backend: str) -> None:

@@ -31,6 +31,7 @@ from ._protocol import decode_body, encode_body, error_from_payload
 from ._registry import MessageRegistry, MessageSpec
 from ._serializers import Serializer
 from ._timeouts import Timeouts
+from ._util import log
 
 __all__ = ["Spawner", "WorkerClient", "WorkerState", "open_client"]
 
@@ -227,6 +228,8 @@ class WorkerClient:
                 )
             except STREAM_ERRORS as exc:
                 raise WorkerCrashedError(ConnectionLost(exc), spec.name) from None
+            # A write the kernel took at once did not yield: let others run.
+            await anyio.lowlevel.cancel_shielded_checkpoint()
             return None
         timeout = self._timeouts.for_message(spec.cls)
         with anyio.move_on_after(timeout):
@@ -356,8 +359,12 @@ class WorkerClient:
 
     def _on_frame(self, link: WorkerLink, kind: int, tx: int, body: bytes) -> None:
         if kind not in (Kind.RESULT, Kind.ERROR):
-            logger.warning(
-                "dropping a frame of unexpected kind %d from worker %d", kind, link.pid
+            log(
+                logger,
+                logging.WARNING,
+                "dropping a frame of unexpected kind %d from worker %d",
+                kind,
+                link.pid,
             )
             return
         call = self._pending.pop(tx, None) if link is self._link else None
@@ -430,7 +437,7 @@ class WorkerClient:
                     self._task_group, self._on_frame, self._on_lost
                 )
             except Exception as exc:  # WorkerStartupError, or an OSError
-                logger.error("could not respawn the worker: %s", exc)
+                log(logger, logging.ERROR, "could not respawn the worker: %s", exc)
                 startup_error = exc
 
                 def unrestartable(call: _Call) -> WorkerCrashedError:

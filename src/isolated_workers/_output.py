@@ -9,6 +9,8 @@ from typing import Literal
 import anyio
 from anyio.abc import ByteReceiveStream
 
+from ._util import log
+
 __all__ = ["OutputMode", "OutputSink"]
 
 OutputMode = Literal["inherit", "log", "capture"]
@@ -80,7 +82,9 @@ class OutputSink:
         if name == "stderr":
             tail.append(text)
         if self.mode == "log":
-            worker_logger.info(
+            log(
+                worker_logger,
+                logging.INFO,
                 "worker %d %s: %s",
                 pid,
                 name,

@@ -13,6 +13,7 @@ import anyio
 from anyio.abc import Process
 
 from ._errors import WorkerStartupError
+from ._util import log
 
 __all__ = ["kill_and_reap", "signal_group", "spawn", "stop_and_reap"]
 
@@ -73,7 +74,9 @@ async def stop_and_reap(process: Process, grace: float) -> None:
                 await process.wait()
             if process.returncode is not None:
                 break
-            logger.warning(
+            log(
+                logger,
+                logging.WARNING,
                 "worker %d did not exit within %.3g s; sending %s",
                 process.pid,
                 grace,

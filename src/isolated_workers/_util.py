@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import traceback
 from typing import Any, NoReturn
 
 from ._serializers import bytes_as_base64
@@ -13,6 +15,7 @@ __all__ = [
     "current_backend",
     "json_dumps",
     "json_loads",
+    "log",
     "raise_single",
 ]
 
@@ -56,3 +59,23 @@ def raise_single(group: BaseExceptionGroup[Any]) -> NoReturn:
     finally:
         error.__context__ = context  # not the group we are unwrapping
         del error, group
+
+
+def log(
+    logger: logging.Logger, level: int, msg: str, *args: Any, **kwargs: Any
+) -> None:
+    """`Logger.log` that never raises: a log handler that fails costs only its
+    line, reported on stderr the way `logging` reports its own handlers' errors.
+
+    The library logs from its background tasks, where an exception would end
+    the task and cancel the user's block.
+    """
+    try:
+        logger.log(level, msg, *args, **kwargs)
+    except Exception:
+        if logging.raiseExceptions and sys.stderr is not None:
+            try:
+                sys.stderr.write("--- Logging error ---\n")
+                traceback.print_exc(file=sys.stderr)
+            except Exception:  # stderr closed or broken: nothing left to tell
+                pass

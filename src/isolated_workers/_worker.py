@@ -31,7 +31,13 @@ from ._protocol import decode_body, describe_exception, encode_body
 from ._registry import MessageRegistry, MessageSpec
 from ._serializers import JsonSerializer, Serializer
 from ._streams import BlockingPipe, NowaitStream, PipeStream, SocketStream
-from ._util import DEFAULT_MAX_FRAME_SIZE, json_dumps, json_loads, raise_single
+from ._util import (
+    DEFAULT_MAX_FRAME_SIZE,
+    json_dumps,
+    json_loads,
+    log,
+    raise_single,
+)
 from ._watchdog import enable_crash_reports, exit_if_host_gone, watch_host
 
 __all__ = ["get_startup_data", "run_worker", "serve_worker"]
@@ -293,7 +299,12 @@ class _Server:
             ):
                 return  # the host went away: stop serving
             except ProtocolError as exc:
-                logger.error("stopping: the host sent a bad frame (%s)", exc)
+                log(
+                    logger,
+                    logging.ERROR,
+                    "stopping: the host sent a bad frame (%s)",
+                    exc,
+                )
                 return
             for kind, tx, body in frames:
                 if kind == Kind.REQUEST:
@@ -307,7 +318,12 @@ class _Server:
                 elif kind == Kind.SHUTDOWN:
                     return
                 else:
-                    logger.warning("ignoring a frame of unknown kind %d", kind)
+                    log(
+                        logger,
+                        logging.WARNING,
+                        "ignoring a frame of unknown kind %d",
+                        kind,
+                    )
 
     def _decode(
         self, body: bytes, kind: str
@@ -390,7 +406,7 @@ class _Server:
         try:
             spec, message, meta = self._decode(body, "notification")
         except ProtocolError as exc:
-            logger.error("dropping a notification: %s", exc)
+            log(logger, logging.ERROR, "dropping a notification: %s", exc)
             return
         handler, is_async = self._handlers[spec.cls]
         if is_async:
@@ -409,7 +425,13 @@ class _Server:
             if inspect.isawaitable(result):
                 await result
         except Exception:
-            logger.exception("the handler of notification %r raised", name)
+            log(
+                logger,
+                logging.ERROR,
+                "the handler of notification %r raised",
+                name,
+                exc_info=True,
+            )
 
     async def _reply(self, tx: int, name: str, result: Any) -> None:
         meta: dict[str, str] = {}
