@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 import os
 import shutil
 import socket
@@ -88,7 +87,7 @@ DEEP = 100_000
 #: more frames than that to structure (3 per level, against JSON's 2).
 RECURSIVE_DEPTH = 400
 
-Frame = tuple[int, int, bytes]
+Frame = tuple[int, int, bytes | bytearray]
 
 
 def body(name: str, payload: Any) -> bytes:
@@ -634,8 +633,8 @@ async def test_c8_unknown_message_types_to_a_worker(
     anyio_backend: object, worker_backend: str
 ) -> None:
     """C8: requests of unknown type are refused with ProtocolError("unknown ...
-    message type"); unknown notifications and frame kinds are logged and
-    dropped; the worker serves on."""
+    message type"); an unknown notification is logged and dropped; the worker
+    serves on."""
     with anyio.fail_after(GUARD):
         async with raw_host(worker_backend) as host:
             message = await host.refused(1, "NoSuchMessage", {})
@@ -643,39 +642,67 @@ async def test_c8_unknown_message_types_to_a_worker(
             message = await host.refused(2, "Release", {"key": "k"})
             assert message == "unknown request message type 'Release'"
             await host.send(frame(Kind.NOTIFICATION, 0, body("Say", {"text": "x"})))
-            await host.send(frame(99, 3, body("Say", {"text": "x"})))
-            await host.send(frame(Kind.RESULT, 4, body("Say", "x")))
             await host.assert_serving(5)
             assert await host.hang_up() == 0
             stderr = await host.stderr()
     assert "dropping a notification: unknown notification message type 'Say'" in (
         stderr
     )
-    assert "ignoring a frame of unknown kind 99" in stderr
-    assert f"ignoring a frame of unknown kind {Kind.RESULT:d}" in stderr
 
 
-async def test_c8_unknown_frame_kinds_to_the_host(
-    anyio_backend: object, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("kind", [99, Kind.RESULT, Kind.HELLO])
+async def test_c8_a_frame_no_worker_receives_ends_the_connection(
+    anyio_backend: object, worker_backend: str, kind: int
 ) -> None:
-    """C8: the host drops frames of unknown or unexpected kind with a log line; a
-    result of another message type fails that request with ProtocolError."""
-    with (
-        anyio.fail_after(GUARD),
-        caplog.at_level(logging.WARNING, logger="isolated_workers"),
-    ):
-        async with raw_worker() as client:
+    """C8 (API.md 8): a frame of a kind the protocol does not allow at this point
+    (unknown, a reply, a handshake frame after the handshake) means the stream
+    can no longer be trusted: the worker says why, hangs up and exits."""
+    with anyio.fail_after(GUARD):
+        async with raw_host(worker_backend) as host:
+            await host.assert_serving(1)
+            await host.send(frame(kind, 2, body("Say", "x")))
+            assert await host.closed_by_worker() == 0
+            stderr = await host.stderr()
+    assert (
+        f"stopping: the host sent a bad frame (a frame of kind {kind:d}, "
+        "which a worker never receives)"
+    ) in stderr
+
+
+@pytest.mark.parametrize(
+    ("action", "kind"), [("unknown_kind", 99), ("request_kind", 1)]
+)
+async def test_c8_a_frame_no_host_receives_ends_the_connection(
+    anyio_backend: object, action: str, kind: int
+) -> None:
+    """C8 (API.md 8): a frame of unknown kind, or a request, from a worker is a
+    protocol violation: every pending call fails with ProtocolError at once
+    (never retried), and the worker is killed and reaped."""
+    errors: list[BaseException] = []
+
+    async def call(message: Act) -> None:
+        try:
+            await client.send(message)
+        except ProtocolError as exc:
+            errors.append(exc)
+
+    with anyio.fail_after(GUARD):
+        async with (
+            raw_worker(unexpected_shutdown=Retry(attempts=3)) as client,
+            anyio.create_task_group() as tg,
+        ):
             pid = client.pid
-            assert await client.send(Act("unknown_kind", "after")) == "after"
-            with pytest.raises(ProtocolError, match="answered 'Act' with a 'Other'"):
-                await client.send(Act("wrong_name", "x"))
-            await assert_raw_serving(client, pid)
-    messages = [record.getMessage() for record in caplog.records]
-    dropped = [message for message in messages if "dropping" in message]
-    assert dropped == [
-        f"dropping a frame of unexpected kind 99 from worker {pid}",
-        f"dropping a frame of unexpected kind {Kind.REQUEST:d} from worker {pid}",
-    ]
+            tg.start_soon(call, Act("hold", "held"))
+            await received_frames(client, 1)
+            await call(Act(action, "after"))
+            assert client.state is WorkerState.CRASHED
+        await reaped(pid)
+    assert len(errors) == 2
+    assert all(
+        str(exc)
+        == f"the worker sent a frame of kind {kind}, which a host never receives"
+        for exc in errors
+    )
 
 
 # --- C9 non-UTF-8 ---------------------------------------------------------------------

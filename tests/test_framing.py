@@ -1,4 +1,4 @@
-"""Length-prefixed frames: `FrameReader`, `FrameWriter` and `encode_frame`.
+"""Length-prefixed frames: `FrameReader`, `FrameParser` and `encode_frame`.
 
 Every test runs on both backends and over three byte streams: an in-memory
 stream (which can deliver its data one byte at a time and counts what it
@@ -20,10 +20,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from isolated_workers import JsonSerializer, ProtocolError
 from isolated_workers._framing import (
     HEADER,
+    FrameParser,
     FrameReader,
-    FrameWriter,
     Kind,
     encode_frame,
+    frame_parts,
 )
 from isolated_workers._protocol import decode_body, encode_body
 from isolated_workers._streams import SocketStream
@@ -162,8 +163,8 @@ def test_encode_frame_empty_body() -> None:
 async def test_one_frame_roundtrip(kind: str) -> None:
     with anyio.fail_after(5):
         async with open_pipe(kind) as (tx, rx):
-            writer, reader = FrameWriter(tx), FrameReader(rx, MAX)
-            await writer.send(encode_frame(Kind.REQUEST, 7, b"hello", MAX))
+            reader = FrameReader(rx, MAX)
+            await tx.send(encode_frame(Kind.REQUEST, 7, b"hello", MAX))
             assert await reader.receive() == [(Kind.REQUEST, 7, b"hello")]
             assert not reader.has_partial_frame
 
@@ -231,7 +232,7 @@ async def test_lone_zero_length_frame(kind: str) -> None:
     with anyio.fail_after(5):
         async with open_pipe(kind) as (tx, rx):
             reader = FrameReader(rx, MAX)
-            await FrameWriter(tx).send(encode_frame(Kind.SHUTDOWN, 0, b"", MAX))
+            await tx.send(encode_frame(Kind.SHUTDOWN, 0, b"", MAX))
             assert await reader.receive() == [(Kind.SHUTDOWN, 0, b"")]
 
 
@@ -276,9 +277,8 @@ async def test_max_frame_size_is_accepted_exactly(kind: str, limit: int) -> None
     with anyio.fail_after(5):
         async with open_pipe(kind) as (tx, rx):
             reader = FrameReader(rx, limit)
-            writer = FrameWriter(tx)
             async with anyio.create_task_group() as tg:
-                tg.start_soon(writer.send, encode_frame(Kind.RESULT, 9, body, limit))
+                tg.start_soon(tx.send, encode_frame(Kind.RESULT, 9, body, limit))
                 frames = await reader.receive()
             assert frames == [(Kind.RESULT, 9, body)]
             await tx.send(HEADER.pack(limit + 1, Kind.RESULT, 10))
@@ -329,115 +329,42 @@ async def test_eof_in_mid_frame(kind: str, cut: int) -> None:
 
 
 # --------------------------------------------------------------------------
-# Writing
+# Large frames: no copies
 
 
-async def test_concurrent_large_sends_arrive_intact(kind: str) -> None:
-    """C15: 100 tasks each send a 1 MiB frame at once; none is interleaved."""
-    count = 100
-    received: dict[int, bool] = {}
-
-    def expected(tx: int) -> bytes:
-        return bytes([tx]) * MiB
-
-    with anyio.fail_after(60):
-        async with open_pipe(kind) as (tx, rx):
-            writer, reader = FrameWriter(tx), FrameReader(rx, 2 * MiB)
-
-            async def read_all() -> None:
-                while len(received) < count:
-                    for kind_, tx_id, body in await reader.receive():
-                        assert kind_ == Kind.RESULT
-                        assert tx_id not in received
-                        received[tx_id] = body == expected(tx_id)
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(read_all)
-                async with anyio.create_task_group() as senders:
-                    for i in range(count):
-                        frame = encode_frame(Kind.RESULT, i, expected(i), 2 * MiB)
-                        senders.start_soon(writer.send, frame)
-            assert not reader.has_partial_frame
-    assert sorted(received) == list(range(count))
-    assert all(received.values())
-
-
-async def test_concurrent_small_sends_are_coalesced() -> None:
-    count = 100
-    with anyio.fail_after(5):
-        async with open_pipe("memory") as (tx, rx):
-            assert isinstance(tx, MemorySend)
-            writer, reader = FrameWriter(tx), FrameReader(rx, MAX)
-            async with anyio.create_task_group() as tg:
-                for i in range(count):
-                    frame = encode_frame(Kind.NOTIFICATION, i, b"%d" % i, MAX)
-                    tg.start_soon(writer.send, frame)
-            frames: list[tuple[int, int, bytes]] = []
-            while len(frames) < count:
-                frames += await reader.receive()
-    assert sorted(tx_id for _, tx_id, _ in frames) == list(range(count))
-    assert all(body == b"%d" % tx_id for _, tx_id, body in frames)
-    # The first frame goes out alone; the others queue behind it and go out
-    # joined together.
-    assert len(tx.sends) < 10
-    assert sum(tx.sends) == sum(
-        len(encode_frame(2, i, b"%d" % i, MAX)) for i in range(count)
+def test_a_large_body_is_written_apart_from_its_header() -> None:
+    """Bodies over 64 KiB are not joined to their header (no copy)."""
+    body = bytes(100 * 1024)
+    header, same = frame_parts(Kind.RESULT, 5, body, MAX)
+    assert same is body
+    assert header == HEADER.pack(len(body), Kind.RESULT, 5)
+    assert frame_parts(Kind.RESULT, 5, b"small", MAX) == (
+        HEADER.pack(5, Kind.RESULT, 5) + b"small",
     )
 
 
-async def test_post_is_flushed_by_the_spawn_callback(kind: str) -> None:
-    with anyio.fail_after(5):
-        async with open_pipe(kind) as (tx, rx), anyio.create_task_group() as tg:
-            spawned: list[None] = []
-
-            def spawn_flush() -> None:
-                spawned.append(None)
-                tg.start_soon(writer.flush_posted)
-
-            writer = FrameWriter(tx, spawn_flush)
-            reader = FrameReader(rx, MAX)
-            writer.post(encode_frame(Kind.CANCEL, 1, b"", MAX))
-            writer.post(encode_frame(Kind.CANCEL, 2, b"", MAX))
-            assert len(spawned) == 1  # the second post joins the pending flush
-            frames: list[tuple[int, int, bytes]] = []
-            while len(frames) < 2:
-                frames += await reader.receive()
-            assert frames == [(Kind.CANCEL, 1, b""), (Kind.CANCEL, 2, b"")]
-
-            # A later post goes out too: through the flush still running (if
-            # its task has not finished yet) or through a new one.
-            writer.post(encode_frame(Kind.SHUTDOWN, 0, b"", MAX))
-            assert await reader.receive() == [(Kind.SHUTDOWN, 0, b"")]
-            assert len(spawned) <= 2
-
-
-async def test_send_after_post_keeps_order(kind: str) -> None:
-    with anyio.fail_after(5):
-        async with open_pipe(kind) as (tx, rx), anyio.create_task_group() as tg:
-            writer = FrameWriter(tx, lambda: tg.start_soon(writer.flush_posted))
-            reader = FrameReader(rx, MAX)
-            writer.post(encode_frame(Kind.CANCEL, 1, b"", MAX))
-            await writer.send(encode_frame(Kind.REQUEST, 2, b"req", MAX))
-            frames: list[tuple[int, int, bytes]] = []
-            while len(frames) < 2:
-                frames += await reader.receive()
-            assert frames == [(Kind.CANCEL, 1, b""), (Kind.REQUEST, 2, b"req")]
-
-
-async def test_send_on_a_broken_stream_raises(kind: str) -> None:
-    with anyio.fail_after(5):
-        async with open_pipe(kind) as (tx, rx):
-            writer = FrameWriter(tx)
-            await rx.aclose()
-            frame = encode_frame(Kind.REQUEST, 1, bytes(64 * 1024), MAX)
-
-            async def send_until_it_fails() -> None:
-                for _ in range(100):  # a socket may take a few writes to notice
-                    await writer.send(frame)
-
-            with pytest.raises((anyio.BrokenResourceError, anyio.ClosedResourceError)):
-                await send_until_it_fails()
-            # Once failed, the writer refuses every later frame.
-            with pytest.raises(anyio.BrokenResourceError):
-                await writer.send(frame)
-            writer.post(frame)  # dropped silently: the reader reports the failure
+def test_a_large_frame_is_read_into_a_buffer_of_its_size() -> None:
+    """A frame larger than the read buffer gets a buffer of its announced size,
+    which becomes the body: the parser copies no byte of it twice."""
+    body = bytes(range(256)) * 4096  # 1 MiB
+    data = encode_frame(Kind.RESULT, 1, body, MAX) + encode_frame(
+        Kind.RESULT, 2, b"next", MAX
+    )
+    parser = FrameParser(MAX)
+    frames: list[tuple[int, int, bytes | bytearray]] = []
+    offset = 0
+    buffers: set[int] = set()
+    while offset < len(data):
+        view = parser.buffer()
+        count = min(len(view), len(data) - offset)
+        view[:count] = data[offset : offset + count]
+        buffers.add(id(view.obj))
+        offset += count
+        frames += parser.feed(count)
+    [(_, tx1, big), (_, tx2, small)] = frames
+    assert (tx1, tx2) == (1, 2)
+    assert type(big) is bytearray
+    assert big == body
+    assert id(big) in buffers  # read into, not copied out of
+    assert small == b"next"
+    assert not parser.has_partial_frame

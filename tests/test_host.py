@@ -25,9 +25,11 @@ import pytest
 
 from isolated_workers import (
     Exited,
+    PipeTransport,
     ProtocolError,
     RemoteError,
     Timeouts,
+    UnixSocketTransport,
     WorkerClient,
     WorkerClosedError,
     WorkerCrashedError,
@@ -678,6 +680,49 @@ async def test_late_reply_is_dropped(
             # The worker answers in order: the stalled reply precedes this one.
             assert await client.send(Echo(9)) == Echoed(9)
             assert client.late_replies == 1
+            await assert_serving(client, pid)
+
+
+@pytest.mark.parametrize(
+    "transport", [UnixSocketTransport(), PipeTransport()], ids=["socket", "pipe"]
+)
+async def test_a_timeout_takes_effect_while_the_worker_does_not_read(
+    anyio_backend: object,
+    worker_backend: str,
+    transport: UnixSocketTransport | PipeTransport,
+    tmp_path: Path,
+) -> None:
+    """API.md 8: with the worker held in a sync handler (reading nothing), a
+    6 MiB request under move_on_after(0.5) gives up on time, as does a small one
+    queued behind it; the worker is released only then, and afterwards the same
+    connection answers big and small requests correctly."""
+    stall = tmp_path / "stall"
+    big = bytes(range(256)) * (6 * 4096)  # 6 MiB
+    with anyio.fail_after(GUARD):
+        async with (
+            host_worker(worker_backend, transport=transport) as client,
+            anyio.create_task_group() as tg,
+        ):
+            pid = client.pid
+            stalled: list[str] = []
+
+            async def stall_worker() -> None:
+                stalled.append(await client.send(Stall(str(stall))))
+
+            tg.start_soon(stall_worker)
+            await wait_for_file(marker(stall, "entered"))
+            with anyio.move_on_after(0.5) as big_call:
+                await client.send(Echo(1, big))
+            with anyio.move_on_after(0.5) as small_call:
+                await client.send(Echo(2, b"small"))
+            # Had either waited on the worker, the guard would have fired first:
+            # it is released only now.
+            assert big_call.cancelled_caught
+            assert small_call.cancelled_caught
+            marker(stall, "release").write_bytes(b"")
+            assert await client.send(Echo(3, big)) == Echoed(3, big)
+            assert await client.send(Echo(4, b"small")) == Echoed(4, b"small")
+            assert stalled == ["released"]
             await assert_serving(client, pid)
 
 

@@ -374,7 +374,7 @@ async def fake_host(
                     await stream.send(encode_frame(Kind.HELLO, 0, greeting, 2**20))
                     frames = await FrameReader(stream, 2**20).receive()
                 assert [kind for kind, _, _ in frames] == [Kind.READY]
-                ready: dict[str, Any] = json_loads(frames[0][2])
+                ready: dict[str, Any] = json_loads(bytes(frames[0][2]))
                 assert process.stderr is not None
                 stderr = b""
                 async for chunk in process.stderr:

@@ -13,6 +13,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ._codec import StructureError
+from ._connection import Outgoing
 from ._errors import (
     ConnectionLost,
     ProtocolError,
@@ -21,7 +22,7 @@ from ._errors import (
     WorkerCrashedError,
     WorkerTimeoutError,
 )
-from ._framing import Kind, encode_frame
+from ._framing import Kind, encode_frame, frame_parts
 from ._link import STREAM_ERRORS, FrameHandler, LostHandler, WorkerLink
 from ._messages import Notification, Request
 from ._middleware import Envelope, EnvelopeKind, Middleware, apply, check_meta
@@ -30,6 +31,7 @@ from ._policies import Retry, ShutdownPolicy
 from ._protocol import decode_body, encode_body, error_from_payload
 from ._registry import MessageRegistry, MessageSpec
 from ._serializers import Serializer
+from ._streams import Buffer
 from ._timeouts import Timeouts
 from ._util import log
 
@@ -73,7 +75,7 @@ class _Call:
         "spec",
     )
 
-    def __init__(self, spec: MessageSpec, frame: bytes) -> None:
+    def __init__(self, spec: MessageSpec, frame: tuple[Buffer, ...]) -> None:
         self.spec = spec
         self.frame = frame
         self.attempt = 1
@@ -221,11 +223,11 @@ class WorkerClient:
             if self._middleware:
                 message, meta = await self._outgoing("notification", spec, 0, message)
             body = encode_body(self._serializer, spec.name, message, meta)
+            frame = frame_parts(Kind.NOTIFICATION, 0, body, self._max)
             link = await self._ready_link(spec.name)
             try:
-                await link.writer.send(
-                    encode_frame(Kind.NOTIFICATION, 0, body, self._max)
-                )
+                await link.connection.wait_for_room()
+                link.connection.write(frame)
             except STREAM_ERRORS as exc:
                 raise WorkerCrashedError(ConnectionLost(exc), spec.name) from None
             # A write the kernel took at once did not yield: let others run.
@@ -242,21 +244,23 @@ class WorkerClient:
         if self._middleware:
             message, meta = await self._outgoing("request", spec, tx, message)
         body = encode_body(self._serializer, spec.name, message, meta)
-        frame = encode_frame(Kind.REQUEST, tx, body, self._max)
+        frame = frame_parts(Kind.REQUEST, tx, body, self._max)
         link = await self._ready_link(spec.name)
         if tx in self._pending:  # taken while waiting for the link
             raise ValueError(f"tx_id_factory returned {tx}, an id still in use")
+        # If the connection fails, the link reports why and settles the call.
+        with contextlib.suppress(*STREAM_ERRORS):
+            await link.connection.wait_for_room()
         call = self._pending[tx] = _Call(spec, frame)
+        written: Outgoing | None = None
         try:
-            # If the write fails, the link reports why and settles the call.
             with contextlib.suppress(*STREAM_ERRORS):
-                await link.writer.send(call.frame)
+                written = link.connection.write(frame)
             await call.event.wait()
         finally:
-            if not call.done:  # cancelled or timed out: cancel it in the worker
+            if not call.done:  # cancelled or timed out
                 del self._pending[tx]
-                if self._state is WorkerState.READY and self._link is not None:
-                    self._link.post(encode_frame(Kind.CANCEL, tx, b"", self._max))
+                self._withdraw(link, written, tx)
         if call.error is not None:
             error = call.error
             if call.replied and self._middleware:
@@ -285,6 +289,19 @@ class WorkerClient:
         if self._middleware:
             result = await self._incoming("result", spec, tx, result, call.meta)
         return result
+
+    def _withdraw(self, link: WorkerLink, written: Outgoing | None, tx: int) -> None:
+        """Take back a request nobody waits for: unsent, it is dropped; sent
+        (or re-sent to a respawned worker), the worker is told to cancel it."""
+        if self._state is not WorkerState.READY or self._link is None:
+            return
+        if (
+            link is self._link
+            and written is not None
+            and link.connection.withdraw(written)
+        ):
+            return
+        self._link.post((encode_frame(Kind.CANCEL, tx, b"", self._max),))
 
     def _new_tx(self) -> int:
         tx: object = self._tx_id_factory()
@@ -357,16 +374,14 @@ class WorkerClient:
 
     # --- called by the current link: never raise --------------------------
 
-    def _on_frame(self, link: WorkerLink, kind: int, tx: int, body: bytes) -> None:
+    def _on_frame(
+        self, link: WorkerLink, kind: int, tx: int, body: bytes | bytearray
+    ) -> None:
         if kind not in (Kind.RESULT, Kind.ERROR):
-            log(
-                logger,
-                logging.WARNING,
-                "dropping a frame of unexpected kind %d from worker %d",
-                kind,
-                link.pid,
+            # The stream can no longer be trusted: the link ends.
+            raise ProtocolError(
+                f"the worker sent a frame of kind {kind}, which a host never receives"
             )
-            return
         call = self._pending.pop(tx, None) if link is self._link else None
         if call is None:
             self.late_replies += 1

@@ -1,29 +1,39 @@
-"""Length-prefixed frames over AnyIO byte streams.
+"""Length-prefixed frames: encoding and parsing.
 
 A frame is a 13-byte header (body length: u32, kind: u8, transaction id: u64,
 big-endian) followed by the body. Readers parse every complete frame of each
-read; writers coalesce the frames queued while a write is under way into one.
+read; a large body is read straight into a buffer of its own and written from
+the caller's buffer, never joined to its header.
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import struct
-from collections.abc import Callable
 
-import anyio
-from anyio.abc import ByteReceiveStream, ByteSendStream
+from anyio.abc import ByteReceiveStream
 
 from ._errors import ProtocolError
-from ._streams import NowaitStream
+from ._streams import Buffer
 
-__all__ = ["HEADER", "FrameReader", "FrameWriter", "Kind", "encode_frame"]
+__all__ = [
+    "HEADER",
+    "Frame",
+    "FrameParser",
+    "FrameReader",
+    "Kind",
+    "encode_frame",
+    "frame_parts",
+]
 
 HEADER = struct.Struct("!IBQ")
 MAX_FRAME_LIMIT = 2**32 - 1
 _READ_SIZE = 256 * 1024
-_JOIN_LIMIT = 64 * 1024
+# Compact the read buffer when less room than this is left at its end.
+_MIN_READ = 64 * 1024
+# A large frame's buffer grows by this much at a time: a header alone does not
+# make the reader allocate all it announces.
+_LARGE_STEP = 64 * 1024 * 1024
 
 
 class Kind(enum.IntEnum):
@@ -37,30 +47,124 @@ class Kind(enum.IntEnum):
     READY = 8
 
 
-Frame = tuple[int, int, bytes]
+#: kind, transaction id, body; the body of a frame larger than the read
+#: buffer is the `bytearray` it was read into, not a copy of it.
+Frame = tuple[int, int, "bytes | bytearray"]
+
+#: Bodies up to this size are joined to their header; larger ones are written
+#: from the caller's buffer as they are.
+_JOIN_LIMIT = 64 * 1024
+
+
+def frame_parts(
+    kind: int, tx: int, body: Buffer, max_frame_size: int
+) -> tuple[Buffer, ...]:
+    """Header and body, ready for a gather write; refused before anything is
+    written if too large."""
+    size = len(body)
+    if size > max_frame_size:
+        raise ProtocolError(
+            f"message of {size} bytes exceeds max_frame_size ({max_frame_size})"
+        )
+    header = HEADER.pack(size, kind, tx)
+    if size <= _JOIN_LIMIT:
+        return (header + body,)
+    return (header, body)
 
 
 def encode_frame(kind: int, tx: int, body: bytes, max_frame_size: int) -> bytes:
-    """Header plus body, refused before anything is written if too large."""
-    if len(body) > max_frame_size:
-        raise ProtocolError(
-            f"message of {len(body)} bytes exceeds max_frame_size ({max_frame_size})"
-        )
-    return HEADER.pack(len(body), kind, tx) + body
+    """Header plus body in one piece, refused if too large."""
+    return b"".join(frame_parts(kind, tx, body, max_frame_size))
 
 
-class FrameReader:
-    """Reads frames; a header announcing more than ``max_frame_size`` is refused
-    before its body is read."""
+class FrameParser:
+    """Cuts frames out of the bytes a channel delivers, without reading ahead.
 
-    def __init__(self, stream: ByteReceiveStream, max_frame_size: int) -> None:
-        self._stream = stream
+    Read into `buffer`, then call `feed` with the count: it returns every frame
+    the read completed. A frame too large for the read buffer gets a buffer
+    of its own, of its announced size (allocated 64 MiB at a time), read into
+    directly. A header announcing more than
+    ``max_frame_size`` raises `ProtocolError` before any of its body is read.
+    """
+
+    def __init__(self, max_frame_size: int, read_size: int = _READ_SIZE) -> None:
         self._max = max_frame_size
-        self._buffer = bytearray()
+        self._data = bytearray(read_size)
+        self._start = 0  # the first byte not yet parsed
+        self._end = 0  # the end of what was read
+        self._large: bytearray | None = None  # the frame read into its own buffer
+        self._large_filled = 0
+        self._large_head = (0, 0, 0)  # kind, tx, size
 
     @property
     def has_partial_frame(self) -> bool:
-        return bool(self._buffer)
+        return self._large is not None or self._end > self._start
+
+    def buffer(self) -> memoryview:
+        """Where the next read goes."""
+        large = self._large
+        if large is not None:
+            if self._large_filled == len(large):
+                large += bytes(min(self._large_head[2] - len(large), _LARGE_STEP))
+            return memoryview(large)[self._large_filled :]
+        if self._start == self._end:
+            self._start = self._end = 0
+        elif len(self._data) - self._end < _MIN_READ:
+            kept = self._end - self._start
+            self._data[:kept] = self._data[self._start : self._end]
+            self._start, self._end = 0, kept
+        return memoryview(self._data)[self._end :]
+
+    def feed(self, count: int) -> list[Frame]:
+        """Take ``count`` bytes read into `buffer`; return the complete frames."""
+        large = self._large
+        if large is not None:
+            self._large_filled += count
+            kind, tx, size = self._large_head
+            if self._large_filled < size:
+                return []
+            self._large = None
+            return [(kind, tx, large)]
+        self._end += count
+        data = self._data
+        frames: list[Frame] = []
+        start, end = self._start, self._end
+        while end - start >= HEADER.size:
+            size, kind, tx = HEADER.unpack_from(data, start)
+            if size > self._max:
+                raise ProtocolError(
+                    f"incoming frame of {size} bytes exceeds "
+                    f"max_frame_size ({self._max})"
+                )
+            body = start + HEADER.size
+            if end - body >= size:
+                frames.append((kind, tx, bytes(data[body : body + size])))
+                start = body + size
+            elif size + HEADER.size > len(data) - _MIN_READ:
+                # Too large to gather here: give it a buffer of its own.
+                have = end - body
+                self._large = bytearray(min(size, max(have, _LARGE_STEP)))
+                self._large[:have] = data[body:end]
+                self._large_filled = have
+                self._large_head = (kind, tx, size)
+                start = end
+                break
+            else:
+                break
+        self._start = start
+        return frames
+
+
+class FrameReader:
+    """Reads frames from an AnyIO byte stream (the handshake's, and tests')."""
+
+    def __init__(self, stream: ByteReceiveStream, max_frame_size: int) -> None:
+        self._stream = stream
+        self.parser = FrameParser(max_frame_size)
+
+    @property
+    def has_partial_frame(self) -> bool:
+        return self.parser.has_partial_frame
 
     async def receive(self) -> list[Frame]:
         """Wait for at least one complete frame and return all that are complete.
@@ -71,121 +175,9 @@ class FrameReader:
             ProtocolError: A header announced an oversized frame.
         """
         while True:
-            frames = self._parse()
+            view = self.parser.buffer()
+            data = await self._stream.receive(len(view))
+            view[: len(data)] = data
+            frames = self.parser.feed(len(data))
             if frames:
                 return frames
-            self._buffer += await self._stream.receive(_READ_SIZE)
-
-    def _parse(self) -> list[Frame]:
-        buffer = self._buffer
-        frames: list[Frame] = []
-        offset = 0
-        end = len(buffer)
-        while end - offset >= HEADER.size:
-            size, kind, tx = HEADER.unpack_from(buffer, offset)
-            if size > self._max:
-                raise ProtocolError(
-                    f"incoming frame of {size} bytes exceeds "
-                    f"max_frame_size ({self._max})"
-                )
-            start = offset + HEADER.size
-            if end - start < size:
-                break
-            frames.append((kind, tx, bytes(buffer[start : start + size])))
-            offset = start + size
-        if offset:
-            del buffer[:offset]
-        return frames
-
-
-class FrameWriter:
-    """Writes frames one batch at a time.
-
-    Frames queued while another task writes go out together in the next batch.
-    A batch the kernel takes at once is written without awaiting; the rest of
-    one is written shielded from cancellation, because a frame half written
-    would desynchronize the stream for every other caller.
-    """
-
-    def __init__(
-        self,
-        stream: ByteSendStream,
-        spawn_flush: Callable[[], object] | None = None,
-    ) -> None:
-        self._stream = stream
-        self._socket = stream if isinstance(stream, NowaitStream) else None
-        self._queue: list[bytes] = []
-        self._writing = False
-        self._batch_done: anyio.Event | None = None  # made when someone waits
-        self._error: BaseException | None = None
-        self._spawn_flush = spawn_flush
-
-    async def send(self, frame: bytes) -> None:
-        """Write ``frame`` and return once it is written.
-
-        Raises:
-            anyio.BrokenResourceError, anyio.ClosedResourceError: the stream
-                failed, now or in the batch that carried this frame.
-        """
-        if self._error is None:
-            self._queue.append(frame)
-            if not self._writing:
-                await self._flush()
-                return
-            if self._batch_done is None:
-                self._batch_done = anyio.Event()
-            done = self._batch_done
-            with anyio.CancelScope(shield=True):
-                await done.wait()
-        if self._error is not None:
-            raise anyio.BrokenResourceError("the connection failed") from self._error
-
-    def post(self, frame: bytes) -> None:
-        """Queue ``frame`` without waiting; errors surface on the reading side."""
-        if self._error is not None:
-            return
-        self._queue.append(frame)
-        if not self._writing and self._spawn_flush is not None:
-            self._writing = True  # the spawned flush owns the stream from now on
-            self._spawn_flush()
-
-    async def flush_posted(self) -> None:
-        """Write what `post` queued; run as a task by ``spawn_flush``."""
-        self._writing = False
-        with contextlib.suppress(Exception):  # the reader sees the broken stream
-            await self._flush()
-
-    async def _flush(self) -> None:
-        self._writing = True
-        try:
-            while self._queue:
-                batch, self._queue = self._queue, []
-                done, self._batch_done = self._batch_done, None
-                try:
-                    if len(batch) > 1 and sum(map(len, batch)) <= _JOIN_LIMIT:
-                        batch = [b"".join(batch)]
-                    for data in batch:
-                        await self._write(data)
-                except BaseException as exc:
-                    self._error = exc
-                    self._release_waiters()  # no later batch will run
-                    raise
-                finally:
-                    if done is not None:
-                        done.set()
-        finally:
-            self._writing = False
-
-    def _release_waiters(self) -> None:
-        if self._batch_done is not None:
-            self._batch_done.set()
-
-    async def _write(self, data: bytes) -> None:
-        if self._socket is None:
-            with anyio.CancelScope(shield=True):
-                await self._stream.send(data)
-            return
-        sent = self._socket.send_nowait(data)
-        if sent < len(data):
-            with anyio.CancelScope(shield=True):
-                await self._socket.send(memoryview(data)[sent:])

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any, TypedDict, Unpack, cast
 
 import anyio
-from anyio.abc import ByteStream, Process, TaskGroup, TaskStatus
+from anyio.abc import Process, TaskGroup, TaskStatus
 
 from ._bootstrap import BOOTSTRAP_ENV, write_bootstrap
 from ._client import WorkerClient, open_client
 from ._codec import unstructure
+from ._connection import Connection
 from ._errors import ProtocolError, SerializerMismatchError, WorkerStartupError
 from ._framing import MAX_FRAME_LIMIT, FrameReader, Kind, encode_frame
 from ._link import FrameHandler, LostHandler, OutputPumps, WorkerLink
@@ -25,6 +26,7 @@ from ._policies import ShutdownPolicy, Strategy
 from ._process import kill_and_reap, spawn
 from ._registry import MessageRegistry
 from ._serializers import JsonSerializer, Serializer
+from ._streams import NowaitStream
 from ._timeouts import Timeouts
 from ._transport import (
     Endpoint,
@@ -366,8 +368,7 @@ class _Launch:
             endpoint.close()
         link = WorkerLink(
             process=process,
-            stream=stream,
-            reader=reader,
+            connection=Connection(stream.channel, reader.parser),
             pipe_fd=write_fd,
             pumps=pumps,
             max_frame_size=self.max_frame_size,
@@ -387,8 +388,8 @@ class _Launch:
 
     async def _handshake(
         self, process: Process, endpoint: Endpoint, secret: bytes
-    ) -> tuple[ByteStream, FrameReader]:
-        stream: ByteStream | None = None
+    ) -> tuple[NowaitStream, FrameReader]:
+        stream: NowaitStream | None = None
         try:
             exit_code: int | None = None
             reader: FrameReader | None = None
@@ -442,7 +443,7 @@ class _Launch:
 
 
 async def _greet(
-    stream: ByteStream, reader: FrameReader, hello: bytes
+    stream: NowaitStream, reader: FrameReader, hello: bytes
 ) -> dict[str, Any] | None:
     """Send the greeting and return the worker's answer, or `None` if it hung up."""
     try:
@@ -454,7 +455,9 @@ async def _greet(
         raise WorkerStartupError(f"the worker broke the handshake: {exc}") from None
     kind, _, body = frames[0]
     try:
-        ready = json_loads(body) if kind == Kind.READY and len(frames) == 1 else None
+        ready = (
+            json_loads(bytes(body)) if kind == Kind.READY and len(frames) == 1 else None
+        )
     except ValueError:
         ready = None
     if not isinstance(ready, dict):

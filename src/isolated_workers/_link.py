@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
-from anyio.abc import ByteStream, Process, TaskGroup, TaskStatus
+from anyio.abc import Process, TaskGroup, TaskStatus
 
+from ._connection import Connection
 from ._errors import ConnectionClosed, ConnectionLost, Exited, ProtocolError
 from ._errors import ShutdownReason as Reason
-from ._framing import FrameReader, FrameWriter, Kind, encode_frame
+from ._framing import Frame, Kind, encode_frame
 from ._output import OutputSink
 from ._process import kill_and_reap, stop_and_reap
-from ._streams import NowaitStream
+from ._streams import Buffer
 
 __all__ = ["STREAM_ERRORS", "OutputPumps", "WorkerLink"]
 
@@ -27,7 +28,8 @@ _DRAIN = 0.5
 
 STREAM_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
-FrameHandler = Callable[["WorkerLink", int, int, bytes], None]
+#: Called with each frame; raising `ProtocolError` ends the link.
+FrameHandler = Callable[["WorkerLink", int, int, "bytes | bytearray"], None]
 LostHandler = Callable[["WorkerLink", Reason], None]
 
 
@@ -75,14 +77,11 @@ class WorkerLink:
     kills and reaps the process and releases its resources. It never raises.
     """
 
-    writer: FrameWriter
-
     def __init__(
         self,
         *,
         process: Process,
-        stream: ByteStream,
-        reader: FrameReader,
+        connection: Connection,
         pipe_fd: int,
         pumps: OutputPumps | None,
         max_frame_size: int,
@@ -94,8 +93,7 @@ class WorkerLink:
         self.connected = True
         self.exited = anyio.Event()
         self.stderr_tail = ""
-        self._stream = stream
-        self._reader = reader
+        self.connection = connection
         self._pipe_fd: int | None = pipe_fd
         self._pumps = pumps
         self._max = max_frame_size
@@ -122,9 +120,6 @@ class WorkerLink:
         try:
             with anyio.CancelScope(shield=True):
                 async with anyio.create_task_group() as tg:
-                    self.writer = FrameWriter(
-                        self._stream, lambda: tg.start_soon(self.writer.flush_posted)
-                    )
                     tg.start_soon(self._watch_process)
                     tg.start_soon(self._read_frames)
                     task_status.started()
@@ -142,18 +137,19 @@ class WorkerLink:
             return
         with anyio.CancelScope(shield=True):
             if self._ended.is_set():  # nothing writes frames any more
-                with contextlib.suppress(Exception):
-                    await self._stream.send_eof()  # which also asks it to stop
+                self.connection.shutdown_write()  # which also asks it to stop
             elif not self.exited.is_set() and self.connected:
-                self.post(encode_frame(Kind.SHUTDOWN, 0, b"", self._max))
+                self.post((encode_frame(Kind.SHUTDOWN, 0, b"", self._max),))
             await stop_and_reap(self.process, grace)
             await self._release(kill=False)
             self._ended.set()
 
-    def post(self, frame: bytes) -> None:
-        """Queue a frame without waiting (used for cancellations and retries)."""
+    def post(self, parts: Sequence[Buffer]) -> None:
+        """Write a frame without waiting for room (cancellations, retries);
+        if the connection failed, the reader reports it."""
         if not self._ended.is_set():  # else nothing would write it
-            self.writer.post(frame)
+            with contextlib.suppress(*STREAM_ERRORS):
+                self.connection.write(parts)
 
     async def _watch_process(self) -> None:
         returncode = await self.process.wait()
@@ -168,19 +164,21 @@ class WorkerLink:
         await self._report(Exited.from_returncode(returncode))
 
     def _unread_bytes(self) -> int:
-        stream = self._stream
-        return stream.unread_bytes() if isinstance(stream, NowaitStream) else 0
+        return self.connection.unread_bytes()
+
+    def _deliver(self, frames: list[Frame]) -> None:
+        for kind, tx, body in frames:
+            self._on_frame(self, kind, tx, body)
 
     async def _read_frames(self) -> None:
         reason: Reason
         try:
-            while True:
-                for kind, tx, body in await self._reader.receive():
-                    self._on_frame(self, kind, tx, body)
+            await self.connection.run(self._deliver)
+            return  # closed by this side
         except anyio.EndOfStream:
             reason = ConnectionClosed()
         except ProtocolError as exc:
-            # The framing is lost: nothing more can be read from this worker.
+            # A bad frame: nothing more from this worker can be trusted.
             self.connected = False
             await self._report(ConnectionLost(exc))
             return
@@ -212,7 +210,7 @@ class WorkerLink:
             self.connected = False
             if self._pumps is not None:
                 self.stderr_tail = await self._pumps.drain()
-            await self._stream.aclose()
+            self.connection.close()
             if self._pipe_fd is not None:
                 os.close(self._pipe_fd)
                 self._pipe_fd = None

@@ -26,10 +26,15 @@ def encode_body(
         raise ProtocolError(f"cannot serialize {name!r}: {exc}") from exc
 
 
-def decode_body(serializer: Serializer, body: bytes) -> tuple[str, Any, Any]:
+def decode_body(
+    serializer: Serializer, body: bytes | bytearray
+) -> tuple[str, Any, Any]:
     """Parse one message; undecodable or misshapen bodies raise `ProtocolError`."""
+    if not isinstance(body, bytes) and not serializer.accepts_buffers:
+        body = bytes(body)
     try:
-        decoded = serializer.loads(body)
+        # A bytearray reaches only the serializers that take one.
+        decoded = serializer.loads(cast("bytes", body))
     except RecursionError:
         raise ProtocolError("message nested too deeply to decode") from None
     except Exception as exc:

@@ -26,6 +26,9 @@ class Serializer:
 
     #: Compared at the handshake; host and worker must agree on it.
     name: str = ""
+    #: Whether `loads` takes a `bytearray` as well as `bytes`: a large message
+    #: is then decoded from the buffer it was read into rather than a copy.
+    accepts_buffers: bool = False
 
     def dumps(self, obj: Any) -> bytes:
         """Encode plain data as bytes."""
@@ -55,6 +58,7 @@ class JsonSerializer(Serializer):
     """
 
     name = "json"
+    accepts_buffers = True
 
     def __init__(self) -> None:
         self._encoder = json.JSONEncoder(
@@ -76,6 +80,7 @@ class MsgpackSerializer(Serializer):
     """
 
     name = "msgpack"
+    accepts_buffers = True
 
     def __init__(self) -> None:
         try:
@@ -116,6 +121,7 @@ class PickleSerializer(Serializer):
     """
 
     name = "pickle"
+    accepts_buffers = True
 
     def dumps(self, obj: Any) -> bytes:
         return pickle.dumps(obj, protocol=5)

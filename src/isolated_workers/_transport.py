@@ -17,11 +17,10 @@ from typing import Any
 
 import anyio
 import attrs
-from anyio.abc import ByteStream
 
 from ._errors import WorkerStartupError
 from ._handshake import AuthenticationError, host_authenticate
-from ._streams import PipeStream, SocketStream
+from ._streams import NowaitStream, PipeStream, SocketStream
 
 __all__ = [
     "Endpoint",
@@ -99,7 +98,7 @@ class Endpoint:
     def spawned(self) -> None:
         """The worker runs: drop what only the worker needed."""
 
-    async def connect(self, secret: bytes) -> ByteStream:
+    async def connect(self, secret: bytes) -> NowaitStream:
         """Return the stream of the worker that proves it knows ``secret``."""
         raise NotImplementedError
 
@@ -112,7 +111,7 @@ class _SocketEndpoint(Endpoint):
         self._directory, self._listener = _listen(directory)
         self.bootstrap = {"socket": self._listener.getsockname()}
 
-    async def connect(self, secret: bytes) -> ByteStream:
+    async def connect(self, secret: bytes) -> NowaitStream:
         return await _accept_authenticated(self._listener, secret)
 
     def close(self) -> None:
@@ -143,7 +142,7 @@ class _PipeEndpoint(Endpoint):
             if fd is not None:
                 self._close_fd(fd)
 
-    async def connect(self, secret: bytes) -> ByteStream:
+    async def connect(self, secret: bytes) -> NowaitStream:
         stream = PipeStream(self._host_read, self._host_write)
         self._fds.clear()  # the stream owns them now
         try:
@@ -226,7 +225,7 @@ def _listen(directory: str | os.PathLike[str] | None) -> tuple[str, socket.socke
     return private, listener
 
 
-async def _accept_authenticated(listener: socket.socket, secret: bytes) -> ByteStream:
+async def _accept_authenticated(listener: socket.socket, secret: bytes) -> NowaitStream:
     """Accept connections until one proves it knows ``secret``.
 
     Each peer is authenticated in a task of its own, so a silent one cannot

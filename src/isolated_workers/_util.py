@@ -71,7 +71,7 @@ def log(
     the task and cancel the user's block.
     """
     try:
-        logger.log(level, msg, *args, **kwargs)
+        logger.log(level, msg, *args, stacklevel=2, **kwargs)
     except Exception:
         if logging.raiseExceptions and sys.stderr is not None:
             try:

@@ -6,7 +6,9 @@ the backend its host asked for.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import functools
 import importlib.util
 import inspect
 import logging
@@ -14,23 +16,24 @@ import os
 import socket
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 import anyio
-from anyio.abc import ByteStream, TaskGroup
+from anyio.abc import TaskGroup
 
 from . import _bootstrap, _framing
 from ._bootstrap import read_bootstrap
 from ._codec import StructureError, structure
+from ._connection import Connection
 from ._errors import ProtocolError, SerializerMismatchError, WorkerStartupError
-from ._framing import FrameReader, FrameWriter, Kind, encode_frame
+from ._framing import Frame, FrameParser, Kind, encode_frame, frame_parts
 from ._handshake import recv_exactly, worker_authenticate
 from ._middleware import Envelope, Middleware, apply, check_meta
 from ._protocol import decode_body, describe_exception, encode_body
 from ._registry import MessageRegistry, MessageSpec
 from ._serializers import JsonSerializer, Serializer
-from ._streams import BlockingPipe, NowaitStream, PipeStream, SocketStream
+from ._streams import BlockingPipe, Buffer, Channel, PipeChannel, SocketChannel
 from ._util import (
     DEFAULT_MAX_FRAME_SIZE,
     json_dumps,
@@ -96,11 +99,14 @@ class _Session:
         self.channel.sendall(frame)
         self.ready_sent = True
 
-    def open_stream(self) -> NowaitStream:
-        """The connection as a stream for the event loop; it owns it from now on."""
+    def open_connection(self, max_frame_size: int) -> Connection:
+        """The connection for the event loop; it owns the channel from now on."""
+        channel: Channel
         if isinstance(self.channel, socket.socket):
-            return SocketStream(self.channel)
-        return PipeStream(self.channel.read_fd, self.channel.write_fd)
+            channel = SocketChannel(self.channel)
+        else:
+            channel = PipeChannel(self.channel.read_fd, self.channel.write_fd)
+        return Connection(channel, FrameParser(max_frame_size))
 
     def _close(self) -> None:
         if isinstance(self.channel, socket.socket):
@@ -254,8 +260,18 @@ def _prepare(
     return _Server(session, messages, handlers, serializer, max_frame_size, middleware)
 
 
+class _Stop(Exception):
+    """The host asked the worker to stop."""
+
+
 class _Server:
-    """Reads the host's frames and runs the handlers."""
+    """Dispatches the host's frames to the handlers and writes the replies.
+
+    Frames arrive in a synchronous callback (see `Connection`). A sync handler
+    runs right there, one at a time in arrival order, and its reply goes out
+    with the others of the same read; an async handler runs as a task. With
+    middleware, which may await, sync handlers run in order in one task.
+    """
 
     def __init__(
         self,
@@ -276,57 +292,60 @@ class _Server:
         self._max = max_frame_size
         self._middleware = tuple(middleware)
         self._running: dict[int, anyio.CancelScope] = {}
-        self._writer: FrameWriter
+        self._connection: Connection
+        self._tg: TaskGroup
+        # Sync work waiting for its turn, when middleware makes it async.
+        self._lane: collections.deque[Callable[[], Awaitable[None]]] = (
+            collections.deque()
+        )
+        self._lane_wanted = anyio.Event()
 
     async def serve(self) -> None:
-        stream = self._session.open_stream()
-        async with stream, anyio.create_task_group() as tg:
-            self._writer = FrameWriter(
-                stream, lambda: tg.start_soon(self._writer.flush_posted)
-            )
-            await self._read_loop(stream, tg)
-            tg.cancel_scope.cancel()
-
-    async def _read_loop(self, stream: ByteStream, tg: TaskGroup) -> None:
-        reader = FrameReader(stream, self._max)
-        while True:
-            try:
-                frames = await reader.receive()
-            except (
-                anyio.EndOfStream,
-                anyio.BrokenResourceError,
-                anyio.ClosedResourceError,
-            ):
-                return  # the host went away: stop serving
-            except ProtocolError as exc:
-                log(
-                    logger,
-                    logging.ERROR,
-                    "stopping: the host sent a bad frame (%s)",
-                    exc,
-                )
-                return
-            for kind, tx, body in frames:
-                if kind == Kind.REQUEST:
-                    await self._on_request(tx, body, tg)
-                elif kind == Kind.CANCEL:
-                    scope = self._running.get(tx)
-                    if scope is not None:
-                        scope.cancel()
-                elif kind == Kind.NOTIFICATION:
-                    await self._on_notification(body, tg)
-                elif kind == Kind.SHUTDOWN:
-                    return
-                else:
+        self._connection = self._session.open_connection(self._max)
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                if self._middleware:
+                    tg.start_soon(self._run_lane)
+                try:
+                    await self._connection.run(self._on_frames)
+                except (
+                    _Stop,
+                    anyio.EndOfStream,
+                    anyio.BrokenResourceError,
+                    anyio.ClosedResourceError,
+                ):
+                    pass  # asked to stop, or the host went away
+                except ProtocolError as exc:
                     log(
                         logger,
-                        logging.WARNING,
-                        "ignoring a frame of unknown kind %d",
-                        kind,
+                        logging.ERROR,
+                        "stopping: the host sent a bad frame (%s)",
+                        exc,
                     )
+                tg.cancel_scope.cancel()
+        finally:
+            self._connection.close()
+
+    def _on_frames(self, frames: list[Frame]) -> None:
+        for kind, tx, body in frames:
+            if kind == Kind.REQUEST:
+                self._on_request(tx, body)
+            elif kind == Kind.CANCEL:
+                scope = self._running.get(tx)
+                if scope is not None:
+                    scope.cancel()
+            elif kind == Kind.NOTIFICATION:
+                self._on_notification(body)
+            elif kind == Kind.SHUTDOWN:
+                raise _Stop
+            else:
+                raise ProtocolError(
+                    f"a frame of kind {kind}, which a worker never receives"
+                )
 
     def _decode(
-        self, body: bytes, kind: str
+        self, body: bytes | bytearray, kind: str
     ) -> tuple[MessageSpec, Any, dict[str, str]]:
         name, payload, meta = decode_body(self._serializer, body)
         spec = self._messages.spec_named(name)
@@ -343,24 +362,41 @@ class _Server:
                 f"invalid {name!r} message ({type(exc).__name__}: {exc})"
             ) from None
 
-    async def _on_request(self, tx: int, body: bytes, tg: TaskGroup) -> None:
+    def _on_request(self, tx: int, body: bytes | bytearray) -> None:
         if tx in self._running:
-            await self._reply_error(
-                tx, "?", ProtocolError(f"duplicate tx {tx}"), protocol=True
-            )
+            self._refuse(tx, ProtocolError(f"duplicate tx {tx}"))
             return
         try:
             spec, message, meta = self._decode(body, "request")
         except ProtocolError as exc:
-            await self._reply_error(tx, "?", exc, protocol=True)
+            self._refuse(tx, exc)
             return
         handler, is_async = self._handlers[spec.cls]
-        if not is_async:
-            # Sync handlers run right here, one at a time, in arrival order.
-            await self._handle(tx, spec.name, handler, message, meta, None)
-            return
-        scope = self._running[tx] = anyio.CancelScope()
-        tg.start_soon(self._run_request, tx, spec.name, handler, message, meta, scope)
+        if is_async:
+            scope = self._running[tx] = anyio.CancelScope()
+            self._tg.start_soon(
+                self._run_request, tx, spec.name, handler, message, meta, scope
+            )
+        elif self._middleware:
+            self._queue_in_lane(
+                functools.partial(self._handle, tx, spec.name, handler, message, meta)
+            )
+        else:
+            try:
+                result = handler(message)
+            except Exception as exc:
+                self._write(self._error_frame(tx, spec.name, exc))
+            else:
+                self._write(self._result_frame(tx, spec.name, result))
+
+    def _refuse(self, tx: int, exc: ProtocolError) -> None:
+        """Answer a request that cannot be read with a protocol error."""
+        if self._middleware:
+            self._tg.start_soon(
+                functools.partial(self._reply_error, tx, "?", exc, protocol=True)
+            )
+        else:
+            self._write(self._error_frame(tx, "?", exc, protocol=True))
 
     async def _run_request(
         self,
@@ -384,7 +420,7 @@ class _Server:
         handler: Handler,
         message: Any,
         meta: dict[str, str],
-        scope: anyio.CancelScope | None,
+        scope: anyio.CancelScope | None = None,
     ) -> None:
         """Run one request's middleware and handler, and send the reply unless
         the host cancelled the request meanwhile."""
@@ -402,7 +438,7 @@ class _Server:
             if scope is None or not scope.cancel_called:  # else nobody waits
                 await self._reply(tx, name, result)
 
-    async def _on_notification(self, body: bytes, tg: TaskGroup) -> None:
+    def _on_notification(self, body: bytes | bytearray) -> None:
         try:
             spec, message, meta = self._decode(body, "notification")
         except ProtocolError as exc:
@@ -410,9 +446,20 @@ class _Server:
             return
         handler, is_async = self._handlers[spec.cls]
         if is_async:
-            tg.start_soon(self._run_notification, spec.name, handler, message, meta)
+            self._tg.start_soon(
+                self._run_notification, spec.name, handler, message, meta
+            )
+        elif self._middleware:
+            self._queue_in_lane(
+                functools.partial(
+                    self._run_notification, spec.name, handler, message, meta
+                )
+            )
         else:
-            await self._run_notification(spec.name, handler, message, meta)
+            try:
+                handler(message)
+            except Exception:
+                self._log_notification_error(spec.name)
 
     async def _run_notification(
         self, name: str, handler: Handler, message: Any, meta: dict[str, str]
@@ -425,13 +472,27 @@ class _Server:
             if inspect.isawaitable(result):
                 await result
         except Exception:
-            log(
-                logger,
-                logging.ERROR,
-                "the handler of notification %r raised",
-                name,
-                exc_info=True,
-            )
+            self._log_notification_error(name)
+
+    def _log_notification_error(self, name: str) -> None:
+        log(
+            logger,
+            logging.ERROR,
+            "the handler of notification %r raised",
+            name,
+            exc_info=True,
+        )
+
+    def _queue_in_lane(self, job: Callable[[], Awaitable[None]]) -> None:
+        self._lane.append(job)
+        self._lane_wanted.set()
+
+    async def _run_lane(self) -> None:
+        while True:
+            await self._lane_wanted.wait()
+            self._lane_wanted = anyio.Event()
+            while self._lane:
+                await self._lane.popleft()()
 
     async def _reply(self, tx: int, name: str, result: Any) -> None:
         meta: dict[str, str] = {}
@@ -443,18 +504,18 @@ class _Server:
                 await self._reply_error(tx, name, exc, outgoing_middleware=False)
                 return
             result, meta = envelope.payload, envelope.meta
+        await self._send(self._result_frame(tx, name, result, meta))
+
+    def _result_frame(
+        self, tx: int, name: str, result: Any, meta: dict[str, str] | None = None
+    ) -> tuple[Buffer, ...]:
+        """The reply carrying ``result``, or the error saying it cannot be sent."""
         try:
-            frame = encode_frame(
-                Kind.RESULT,
-                tx,
-                encode_body(self._serializer, name, result, meta),
-                self._max,
-            )
+            body = encode_body(self._serializer, name, result, meta or {})
+            return frame_parts(Kind.RESULT, tx, body, self._max)
         except ProtocolError as exc:
             error = ProtocolError(f"result of {name!r}: {exc}")
-            await self._reply_error(tx, name, error, protocol=True)
-            return
-        await self._send(frame)
+            return self._error_frame(tx, name, error, protocol=True)
 
     async def _reply_error(
         self,
@@ -478,10 +539,23 @@ class _Server:
                 exc, meta = envelope.payload, envelope.meta
             except Exception as problem:
                 exc, protocol = problem, False
+        await self._send(self._error_frame(tx, name, exc, meta, protocol=protocol))
+
+    def _error_frame(
+        self,
+        tx: int,
+        name: str,
+        exc: BaseException,
+        meta: dict[str, str] | None = None,
+        *,
+        protocol: bool = False,
+    ) -> tuple[Buffer, ...]:
+        """The reply carrying ``exc``; ``protocol`` marks the worker's own
+        refusals, which the host raises as `ProtocolError`."""
         payload = describe_exception(exc, protocol=protocol)
         try:
-            body = encode_body(self._serializer, name, payload, meta)
-            frame = encode_frame(Kind.ERROR, tx, body, self._max)
+            body = encode_body(self._serializer, name, payload, meta or {})
+            return frame_parts(Kind.ERROR, tx, body, self._max)
         except ProtocolError as problem:
             # The error itself cannot be carried: say so in a reply that fits.
             payload = describe_exception(
@@ -492,12 +566,14 @@ class _Server:
             )
             payload["traceback"] = ""
             body = encode_body(self._serializer, name, payload)
-            frame = encode_frame(Kind.ERROR, tx, body, _framing.MAX_FRAME_LIMIT)
-        await self._send(frame)
+            return frame_parts(Kind.ERROR, tx, body, _framing.MAX_FRAME_LIMIT)
 
-    async def _send(self, frame: bytes) -> None:
-        # If the host went away, the read loop sees it and stops serving.
-        with contextlib.suppress(
-            anyio.BrokenResourceError, anyio.ClosedResourceError, OSError
-        ):
-            await self._writer.send(frame)
+    def _write(self, parts: tuple[Buffer, ...]) -> None:
+        # If the host went away, the connection sees it and serving stops.
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self._connection.write(parts)
+
+    async def _send(self, parts: tuple[Buffer, ...]) -> None:
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await self._connection.wait_for_room()
+        self._write(parts)

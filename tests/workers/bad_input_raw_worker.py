@@ -19,6 +19,7 @@ and answers each request with frames it builds itself:
   ``deep``          a result nested 100 000 lists deep
   ``wrong_name``    a result named ``Other``
   ``unknown_kind``  a frame of kind 99 and a REQUEST frame, then ``text``
+  ``request_kind``  a REQUEST frame, then ``text``
   ``unknown_tx``    a RESULT for tx + 1000, then ``text``
   ``twice``         ``text`` twice, for the same tx
   ``hold``          no answer until a `Flush`
@@ -103,6 +104,9 @@ def act(tx: int, action: str, text: str, size: int) -> None:
         sock.sendall(result(tx, text, name="Other"))
     elif action == "unknown_kind":
         sock.sendall(frame(99, tx, body("Act", "kind 99")))
+        sock.sendall(frame(Kind.REQUEST, tx, body("Act", {"action": "echo"})))
+        sock.sendall(result(tx, text))
+    elif action == "request_kind":
         sock.sendall(frame(Kind.REQUEST, tx, body("Act", {"action": "echo"})))
         sock.sendall(result(tx, text))
     elif action == "unknown_tx":

@@ -129,28 +129,34 @@ def note(msg: Note) -> None:
     count()
 
 
+dying = False
+
+
 def reply_then_die(msg: ReplyThenDie) -> bytes:
+    global dying
     count()
+    dying = True  # exit once the reply is written
     return b"x" * msg.size
 
 
 def _install_reply_then_die() -> None:
-    """Exit right after the reply of a `ReplyThenDie` is written to the socket.
+    """Exit as soon as the reply of a `ReplyThenDie` is all written to the socket.
 
-    A test-only hook into the worker's private server: no public API runs code
-    after a reply is written, and a timer would make the test depend on timing.
+    A test-only hook into the worker's private connection: no public API runs
+    code after a reply is written, and a timer would make the test depend on
+    timing. The handler sets `dying`; its reply is the next frame written.
     """
-    from isolated_workers import _worker
+    from isolated_workers import _connection
 
-    server: Any = _worker._Server
-    original = server._reply
+    connection: Any = _connection.Connection
+    original = connection._flush
 
-    async def reply(self: Any, tx: int, name: str, result: Any) -> None:
-        await original(self, tx, name, result)
-        if name.endswith("ReplyThenDie"):
+    def flush(self: Any) -> None:
+        original(self)
+        if dying and not self.queued:
             os._exit(REPLY_THEN_DIE_CODE)
 
-    server._reply = reply
+    connection._flush = flush
 
 
 # --- faults -------------------------------------------------------------------
