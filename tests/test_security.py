@@ -47,7 +47,7 @@ from isolated_workers import (
     WorkerStartupError,
     open_worker,
 )
-from isolated_workers._bootstrap import BOOTSTRAP_ENV, write_bootstrap
+from isolated_workers._bootstrap import ALLOCATOR_ENV, BOOTSTRAP_ENV, write_bootstrap
 from isolated_workers._framing import HEADER, Kind, encode_frame
 from isolated_workers._handshake import (
     HOST_GREETING_SIZE,
@@ -801,15 +801,15 @@ async def test_secret_and_startup_data_stay_off_cmdline_and_environ(
         assert secret.encode() not in blob.lower(), where
         assert bytes.fromhex(secret) not in blob, where
     assert not HEX64.search(seen.cmdline)
-    # The library adds exactly one variable, holding a small fd number, and the
-    # worker removes it from os.environ when it reads it.
-    added = set(_environ_entries(seen.proc_environ)) - set(
-        _environ_entries(_own_environ())
+    # The library adds one variable, holding a small fd number, besides the
+    # allocator's settings (numbers too), and the worker removes them all from
+    # os.environ once started.
+    added = dict(
+        set(_environ_entries(seen.proc_environ)) - set(_environ_entries(_own_environ()))
     )
-    assert {key for key, _ in added} == {BOOTSTRAP_ENV}
-    ((_, value),) = added
-    assert value.isdigit()
-    assert BOOTSTRAP_ENV not in seen.environ
+    assert added.keys() - ALLOCATOR_ENV.keys() == {BOOTSTRAP_ENV}
+    assert all(value.isdigit() for value in added.values())
+    assert not added.keys() & seen.environ.keys()
 
 
 def _read_proc(pid: int) -> dict[str, bytes]:
@@ -858,7 +858,35 @@ async def test_env_allowlist(
     assert {key for key, _ in _environ_entries(seen.proc_environ)} == {
         "PATH",
         BOOTSTRAP_ENV,
+        *ALLOCATOR_ENV,
     }
+
+
+@pytest.mark.parametrize("user_value", [None, "1048576"], ids=["default", "user"])
+async def test_allocator_settings_reach_only_the_worker(
+    monkeypatch: pytest.MonkeyPatch, user_value: str | None
+) -> None:
+    """The worker starts with glibc's large-message settings, then drops them
+    from its environment so its own children start with the defaults; a value
+    the user set is theirs, and stays."""
+    for name in ALLOCATOR_ENV:
+        monkeypatch.delenv(name, raising=False)
+    if user_value is not None:
+        monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", user_value)
+    with anyio.fail_after(30):
+        async with open_worker(
+            "tests.workers.sec_introspect", messages=sec_messages.Messages
+        ) as worker:
+            seen = await introspect(worker)
+    started_with = dict(_environ_entries(seen.proc_environ))
+    assert started_with["MALLOC_MMAP_THRESHOLD_"] == str(64 * 1024 * 1024)
+    assert "MALLOC_MMAP_THRESHOLD_" not in seen.environ
+    if user_value is None:
+        assert started_with["MALLOC_TRIM_THRESHOLD_"] == str(64 * 1024 * 1024)
+        assert "MALLOC_TRIM_THRESHOLD_" not in seen.environ
+    else:
+        assert started_with["MALLOC_TRIM_THRESHOLD_"] == user_value
+        assert seen.environ["MALLOC_TRIM_THRESHOLD_"] == user_value
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,7 @@ class _Call:
         "spec",
     )
 
-    def __init__(self, spec: MessageSpec, frame: tuple[Buffer, ...]) -> None:
+    def __init__(self, spec: MessageSpec, frame: tuple[Buffer, ...] | None) -> None:
         self.spec = spec
         self.frame = frame
         self.attempt = 1
@@ -243,19 +243,26 @@ class WorkerClient:
         meta: dict[str, str] = {}
         if self._middleware:
             message, meta = await self._outgoing("request", spec, tx, message)
-        body = encode_body(self._serializer, spec.name, message, meta)
-        frame = frame_parts(Kind.REQUEST, tx, body, self._max)
+        frame = frame_parts(
+            Kind.REQUEST,
+            tx,
+            encode_body(self._serializer, spec.name, message, meta),
+            self._max,
+        )
         link = await self._ready_link(spec.name)
         if tx in self._pending:  # taken while waiting for the link
             raise ValueError(f"tx_id_factory returned {tx}, an id still in use")
         # If the connection fails, the link reports why and settles the call.
         with contextlib.suppress(*STREAM_ERRORS):
             await link.connection.wait_for_room()
-        call = self._pending[tx] = _Call(spec, frame)
+        # Kept for a re-send only where the policy may retry it.
+        retried = self._policy.max_attempts(spec.cls) > 1
+        call = self._pending[tx] = _Call(spec, frame if retried else None)
         written: Outgoing | None = None
         try:
             with contextlib.suppress(*STREAM_ERRORS):
                 written = link.connection.write(frame)
+            del frame  # the connection holds it until it is written
             await call.event.wait()
         finally:
             if not call.done:  # cancelled or timed out
@@ -472,7 +479,8 @@ class WorkerClient:
             self.respawns += 1
             for call in self._pending.values():
                 call.attempt += 1
-                link.post(call.frame)
+                if call.frame is not None:
+                    link.post(call.frame)
             self._adopt(link)
 
     def _adopt(self, link: WorkerLink) -> None:

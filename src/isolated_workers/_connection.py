@@ -181,6 +181,7 @@ class Connection:
             frame = queue.popleft()
             offset -= frame.size
             frame.done = True
+            frame.parts = ()  # its buffers may be large: let them go
         self._offset = offset
 
     def _drop_queue(self) -> None:
@@ -249,6 +250,10 @@ class Connection:
                 self._corked = False
                 if self._queue and self._write_error is None and not self.closed:
                     self._flush()
+            body = frames[-1][2]
+            if type(body) is bytearray:  # a large frame, alone in its read
+                del frames
+                self._parser.recycle(body)
         return count == room
 
     # --- closing ----------------------------------------------------------

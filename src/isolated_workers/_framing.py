@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import struct
+import sys
 
 from anyio.abc import ByteReceiveStream
 
@@ -95,6 +96,7 @@ class FrameParser:
         self._large: bytearray | None = None  # the frame read into its own buffer
         self._large_filled = 0
         self._large_head = (0, 0, 0)  # kind, tx, size
+        self._spare: bytearray | None = None  # a large buffer nobody holds
 
     @property
     def has_partial_frame(self) -> bool:
@@ -143,7 +145,12 @@ class FrameParser:
             elif size + HEADER.size > len(data) - _MIN_READ:
                 # Too large to gather here: give it a buffer of its own.
                 have = end - body
-                self._large = bytearray(min(size, max(have, _LARGE_STEP)))
+                spare, self._spare = self._spare, None
+                if spare is not None and len(spare) >= min(size, _LARGE_STEP):
+                    del spare[size:]  # keeps its memory: no new pages to touch
+                    self._large = spare
+                else:
+                    self._large = bytearray(min(size, max(have, _LARGE_STEP)))
                 self._large[:have] = data[body:end]
                 self._large_filled = have
                 self._large_head = (kind, tx, size)
@@ -153,6 +160,14 @@ class FrameParser:
                 break
         self._start = start
         return frames
+
+
+    def recycle(self, body: bytearray) -> None:
+        """Reuse the buffer of a large frame's ``body`` for the next one, if
+        nothing else holds it: fresh memory costs a page fault per page."""
+        # Held here by the caller, this parameter and getrefcount's argument.
+        if sys.getrefcount(body) <= 3:
+            self._spare = body
 
 
 class FrameReader:

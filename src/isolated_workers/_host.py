@@ -13,7 +13,7 @@ from typing import Any, TypedDict, Unpack, cast
 import anyio
 from anyio.abc import Process, TaskGroup, TaskStatus
 
-from ._bootstrap import BOOTSTRAP_ENV, write_bootstrap
+from ._bootstrap import ALLOCATOR_ENV, BOOTSTRAP_ENV, write_bootstrap
 from ._client import WorkerClient, open_client
 from ._codec import unstructure
 from ._connection import Connection
@@ -210,6 +210,7 @@ class _Launch:
         target: str,
         output: OutputSink,
         transport: Transport,
+        unset_env: list[str],
     ) -> None:
         self.argv = argv
         self.env = env
@@ -222,6 +223,8 @@ class _Launch:
         self.target = target
         self.output = output
         self.transport = transport
+        #: Variables the worker removes once started (see `ALLOCATOR_ENV`).
+        self.unset_env = unset_env
 
     @classmethod
     def build(
@@ -295,6 +298,8 @@ class _Launch:
                 f"startup_data cannot be sent to the worker: {exc}"
             ) from None
         full_env = {**os.environ, **(env or {})} if inherit_env else dict(env or {})
+        added = {k: v for k, v in ALLOCATOR_ENV.items() if k not in full_env}
+        full_env.update(added)
         return cls(
             argv=argv,
             env=full_env,
@@ -307,6 +312,7 @@ class _Launch:
             target=target,
             output=OutputSink(output),
             transport=transport,
+            unset_env=sorted(added),
         )
 
     async def spawn_link(
@@ -337,6 +343,7 @@ class _Launch:
                         # The greeting is the handshake's, not a message: the
                         # worker expects exactly this size rather than a limit.
                         "hello_size": len(self.hello),
+                        "unset_env": self.unset_env,
                     },
                 )
                 process = await spawn(
