@@ -44,19 +44,31 @@ Result = dict[str, Any]
 IW_SYSTEMS = {
     "iw-asyncio": ("asyncio", "asyncio"),
     "iw-trio": ("trio", "trio"),
+    "iw-uvloop": ("uvloop", "uvloop"),
     "iw-asyncio-trio": ("asyncio", "trio"),
     "iw-trio-asyncio": ("trio", "asyncio"),
 }
 ANYIO_SYSTEMS = {"anyio-asyncio": "asyncio", "anyio-trio": "trio"}
+#: The minimal anyio design (bench/minimal.py), on each backend.
+MINIMAL_SYSTEMS = {"minimal-asyncio": "asyncio", "minimal-trio": "trio"}
 MIXED = ("iw-asyncio-trio", "iw-trio-asyncio")
-ALL_SYSTEMS = (*IW_SYSTEMS, *ANYIO_SYSTEMS, "trio-parallel", "mp-pipe")
+ALL_SYSTEMS = (
+    *IW_SYSTEMS,
+    *ANYIO_SYSTEMS,
+    *MINIMAL_SYSTEMS,
+    "trio-parallel",
+    "mp-pipe",
+)
 DESCRIPTIONS = {
     "iw-asyncio": "isolated-workers, host asyncio x worker asyncio",
     "iw-trio": "isolated-workers, host trio x worker trio",
+    "iw-uvloop": "isolated-workers, host and worker asyncio on uvloop",
     "iw-asyncio-trio": "isolated-workers, host asyncio x worker trio",
     "iw-trio-asyncio": "isolated-workers, host trio x worker asyncio",
     "anyio-asyncio": "anyio.to_process.run_sync on asyncio",
     "anyio-trio": "anyio.to_process.run_sync on trio",
+    "minimal-asyncio": "the minimal anyio design (bench/minimal.py) on asyncio",
+    "minimal-trio": "the minimal anyio design (bench/minimal.py) on trio",
     "trio-parallel": "trio_parallel (WorkerContext.run_sync)",
     "mp-pipe": "floor: multiprocessing.Pipe to a forked child, blocking",
 }
@@ -64,10 +76,15 @@ DESCRIPTIONS = {
 RATIO_PAIRS = (
     ("iw-asyncio", "anyio-asyncio"),
     ("iw-trio", "anyio-trio"),
+    ("iw-uvloop", "anyio-asyncio"),
     ("iw-asyncio-trio", "anyio-asyncio"),
     ("iw-trio-asyncio", "anyio-trio"),
+    ("iw-asyncio", "minimal-asyncio"),
+    ("iw-trio", "minimal-trio"),
+    ("iw-uvloop", "minimal-asyncio"),
     ("iw-asyncio", "mp-pipe"),
     ("iw-trio", "mp-pipe"),
+    ("iw-uvloop", "mp-pipe"),
 )
 
 DEFAULT_COUNTS: dict[str, int] = {
@@ -581,7 +598,15 @@ def measure(
             counts,
             handler,
             profiler,
-            backend=host,
+            backend="trio" if host == "trio" else "asyncio",
+            backend_options={"use_uvloop": True} if host == "uvloop" else {},
+        )
+    if system in MINIMAL_SYSTEMS:
+        import anyio
+
+        backend = MINIMAL_SYSTEMS[system]
+        return anyio.run(
+            _measure_minimal, backend, scenarios, counts, profiler, backend=backend
         )
     if system in ANYIO_SYSTEMS:
         return _measure_anyio_to_process(
@@ -592,6 +617,43 @@ def measure(
     if system == "mp-pipe":
         return _measure_pipe(scenarios, counts, profiler)
     raise ValueError(f"unknown system {system!r}")
+
+
+async def _measure_minimal(
+    backend: str,
+    scenarios: Sequence[str],
+    counts: dict[str, int],
+    profile: _Profiler,
+) -> Result:
+    from contextlib import AsyncExitStack
+
+    from minimal import open_minimal
+
+    out: Result = {}
+    if "S1" in scenarios:
+        starts: list[int] = []
+        closes: list[int] = []
+        for _ in range(counts["s1_n"]):
+            async with AsyncExitStack() as stack:
+                t0 = ns()
+                call, _ = await stack.enter_async_context(open_minimal(backend))
+                first = await call(1)
+                t1 = ns()
+                await stack.aclose()
+                t2 = ns()
+            _check(first == 1, "S1: wrong echo")
+            starts.append(t1 - t0)
+            closes.append(t2 - t1)
+        out["S1"] = _start_summary(starts, closes)
+    if any(s in scenarios for s in ("S2", "S3", "S4")):
+        async with open_minimal(backend) as (call, _):
+            if "S2" in scenarios:
+                out["S2"] = await _s2_async(call, counts, profile)
+            if "S3" in scenarios:
+                out["S3"] = await _s3_async(call, counts)
+            if "S4" in scenarios:
+                out["S4"] = await _s4_async(call, counts, profile)
+    return out
 
 
 # ====================================================================== parent side
@@ -857,7 +919,17 @@ def _targets(summary: Result) -> list[str]:
             lines.append(
                 f"  S2 pinned {iw} no slower than {base}: {ratio:.2f}x ({verdict})"
             )
-    for iw in ("iw-asyncio", "iw-trio"):
+    for iw, base, goal in (
+        ("iw-asyncio", "minimal-asyncio", 1.3),
+        ("iw-trio", "minimal-trio", 1.0),
+    ):
+        ratio = _ratio(get(iw, "S3", "msgs_per_s"), get(base, "S3", "msgs_per_s"), True)
+        if ratio is not None:
+            verdict = "met" if ratio >= goal else "NOT met"
+            lines.append(
+                f"  S3 {iw} at least {goal:.1f}x {base}: {ratio:.2f}x ({verdict})"
+            )
+    for iw in ("iw-asyncio", "iw-trio", "iw-uvloop"):
         ratio = _ratio(
             get(iw, "S4", "mib_per_s"), get("mp-pipe", "S4", "mib_per_s"), True
         )
@@ -1007,6 +1079,8 @@ def _parent_main(options: argparse.Namespace) -> int:
         skipped["trio-parallel"] = "not installed"
     if importlib.util.find_spec("trio") is None:
         skipped.update((s, "trio not installed") for s in systems if "trio" in s)
+    if importlib.util.find_spec("uvloop") is None:
+        skipped.update((s, "uvloop not installed") for s in systems if "uvloop" in s)
     runnable = [s for s in systems if s not in skipped]
 
     started = time.monotonic()

@@ -2,8 +2,9 @@
 
 Run it from anywhere::
 
-    python examples/quickstart.py          # host and worker on asyncio
-    python examples/quickstart.py --trio   # both on Trio (pip install trio)
+    python examples/quickstart.py            # host and worker on asyncio
+    python examples/quickstart.py --trio     # both on Trio (pip install trio)
+    python examples/quickstart.py --uvloop   # both on asyncio with uvloop
 """
 
 from __future__ import annotations
@@ -52,15 +53,20 @@ async def main() -> None:
 
 def parse_backend() -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trio", action="store_true", help="run on Trio")
-    if not parser.parse_args().trio:
-        return "asyncio"
-    if importlib.util.find_spec("trio") is None:
-        sys.exit("Trio is missing: python -m pip install 'isolated-workers[trio]'")
-    return "trio"
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--trio", action="store_true", help="run on Trio")
+    choice.add_argument("--uvloop", action="store_true", help="asyncio on uvloop")
+    args = parser.parse_args()
+    backend = "trio" if args.trio else "uvloop" if args.uvloop else "asyncio"
+    if backend != "asyncio" and importlib.util.find_spec(backend) is None:
+        sys.exit(f"{backend} is missing: pip install 'isolated-workers[{backend}]'")
+    return backend
 
 
 if __name__ == "__main__":
     backend = parse_backend()
     print(f"Host on {backend}; the worker runs the same event loop by default.")
-    anyio.run(main, backend=backend)
+    if backend == "uvloop":
+        anyio.run(main, backend="asyncio", backend_options={"use_uvloop": True})
+    else:
+        anyio.run(main, backend=backend)

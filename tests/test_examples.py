@@ -39,11 +39,18 @@ def run_example(tmp_path: Path, name: str, *args: str) -> str:
             "trio",
             marks=pytest.mark.skipif(not HAVE_TRIO, reason="trio is not installed"),
         ),
+        pytest.param(
+            "uvloop",
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("uvloop") is None,
+                reason="uvloop is not installed",
+            ),
+        ),
     ],
 )
 def test_quickstart(tmp_path: Path, backend: str) -> None:
     """The quick-start counts primes, catches a ValueError and closes the worker."""
-    args = ["--trio"] if backend == "trio" else []
+    args = [] if backend == "asyncio" else [f"--{backend}"]
     out = run_example(tmp_path, "quickstart.py", *args)
     assert f"Host on {backend};" in out
     assert "primes-1 found 22,044 primes below 250,000." in out

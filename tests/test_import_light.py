@@ -1,7 +1,8 @@
-"""Importing the library, and running an asyncio worker, stays light.
+"""Importing the library, and running a worker, stays light.
 
-Neither loads Trio, cattrs, msgpack or Hypothesis: a worker pays only for what
-it uses.
+Neither loads Trio, cattrs, msgpack or Hypothesis, nor the host's side of the
+library: a worker pays only for what it uses. A Trio worker does not load
+asyncio either.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from isolated_workers import open_worker
 from tests.workers.unit_messages import LoadedModules, Messages, WorkerInfo
 
 HEAVY = ["trio", "cattrs", "msgpack", "hypothesis"]
+HOST_SIDE = ["isolated_workers._client", "isolated_workers._host", "subprocess"]
 
 
 @pytest.fixture
@@ -38,6 +40,42 @@ def test_import_does_not_load_heavy_modules() -> None:
     assert "isolated_workers" in modules
     assert {"anyio", "attrs"} <= modules
     loaded = sorted(m for m in modules if m.split(".")[0] in HEAVY)
+    assert loaded == []
+    assert not modules & set(HOST_SIDE)
+
+
+def test_the_host_side_loads_on_first_use() -> None:
+    """`open_worker` and the other host names import on first use, with their
+    public module name."""
+    code = (
+        "import isolated_workers as iw, sys;"
+        "before = sorted(m for m in sys.modules if m in HOST);"
+        "names = (iw.open_worker.__module__, iw.WorkerClient.__module__);"
+        "print([before, sorted(m for m in sys.modules if m in HOST), names])"
+    ).replace("HOST", repr(HOST_SIDE))
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    before, after, names = ast.literal_eval(result.stdout)
+    assert before == []
+    assert after == sorted(HOST_SIDE)
+    assert names == ("isolated_workers", "isolated_workers")
+
+
+@pytest.mark.anyio
+async def test_trio_worker_does_not_load_asyncio() -> None:
+    pytest.importorskip("trio")
+    with anyio.fail_after(30):
+        async with open_worker(
+            "tests.workers.unit_modules", messages=Messages, backend="trio"
+        ) as worker:
+            # Trio itself imports subprocess: look for asyncio and the host only.
+            names = ["asyncio", *(m for m in HOST_SIDE if m != "subprocess")]
+            loaded = await worker.send(LoadedModules(names))
     assert loaded == []
 
 

@@ -13,6 +13,7 @@ bounded polling of OS facts, never by sleeps.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import re
@@ -690,6 +691,51 @@ async def test_socket_directory_too_long(
     assert made == [str(long)]
     assert os.listdir(long) == []
     assert spawned == []
+
+
+# --- uvloop -------------------------------------------------------------------------
+
+HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
+UVLOOP = pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop")
+needs_uvloop = pytest.mark.skipif(not HAVE_UVLOOP, reason="uvloop is not installed")
+
+
+@pytest.fixture(scope="module")
+def uvloop_started() -> None:
+    """uvloop opens a pipe for the process the first time a loop runs, and keeps
+    it: run one here, before the leak check's snapshot."""
+
+    async def nothing() -> None:
+        pass
+
+    anyio.run(nothing, backend="asyncio", backend_options={"use_uvloop": True})
+
+
+@needs_uvloop
+@pytest.mark.parametrize("anyio_backend", [UVLOOP])
+@pytest.mark.parametrize(
+    "transport", [UnixSocketTransport(), PipeTransport()], ids=["socket", "pipe"]
+)
+async def test_a_uvloop_host_gets_uvloop_workers(
+    anyio_backend: object,
+    transport: UnixSocketTransport | PipeTransport,
+    uvloop_started: None,
+) -> None:
+    """A host on uvloop starts its workers on uvloop, over either transport;
+    small and large messages cross both ways."""
+    big = os.urandom(3 * MiB)
+    with anyio.fail_after(GUARD):
+        async with open_worker(WORKER, messages=Messages, transport=transport) as w:
+            assert (await w.send(Look())).loop == "uvloop"
+            assert await w.send(Echo(1, big)) == Echoed(1, big)
+
+
+@needs_uvloop
+async def test_any_host_can_ask_for_a_uvloop_worker(anyio_backend: object) -> None:
+    """``backend="uvloop"`` runs the worker on asyncio with uvloop."""
+    with anyio.fail_after(GUARD):
+        async with open_worker(WORKER, messages=Messages, backend="uvloop") as w:
+            assert (await w.send(Look())).loop == "uvloop"
 
 
 # --- 7. the transport classes ---------------------------------------------------------

@@ -1,13 +1,17 @@
 """Run code in isolated worker processes and talk to them with typed messages.
 
 Works on Trio and asyncio, in host and worker alike.
+
+The host's side (`open_worker` and what it uses) is imported on first use, so
+that a worker process, which needs only `run_worker`, starts faster.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from ._client import WorkerClient, WorkerState
 from ._errors import (
     ConnectionClosed,
     ConnectionLost,
@@ -22,7 +26,6 @@ from ._errors import (
     WorkerStartupError,
     WorkerTimeoutError,
 )
-from ._host import WorkerOptions, open_worker, start_worker
 from ._messages import Notification, Request
 from ._middleware import Direction, Envelope, Middleware
 from ._policies import Reject, Retry, ShutdownPolicy
@@ -34,8 +37,23 @@ from ._serializers import (
     Serializer,
 )
 from ._timeouts import Timeouts
-from ._transport import PipeTransport, UnixSocketTransport
 from ._worker import get_startup_data, run_worker, serve_worker
+
+if TYPE_CHECKING:
+    from ._client import WorkerClient, WorkerState
+    from ._host import WorkerOptions, open_worker, start_worker
+    from ._transport import PipeTransport, UnixSocketTransport
+
+#: The host's names, and the module each comes from.
+_HOST_SIDE = {
+    "WorkerClient": "._client",
+    "WorkerState": "._client",
+    "WorkerOptions": "._host",
+    "open_worker": "._host",
+    "start_worker": "._host",
+    "PipeTransport": "._transport",
+    "UnixSocketTransport": "._transport",
+}
 
 __all__ = [
     "ConnectionClosed",
@@ -78,14 +96,35 @@ __all__ = [
 ]
 
 
-def _fix_module_names() -> None:
+def _public(obj: Any) -> Any:
     # Tracebacks and docs say isolated_workers.X, not isolated_workers._private.X.
+    if getattr(obj, "__module__", "").startswith(f"{__name__}._"):
+        with contextlib.suppress(AttributeError, TypeError):
+            obj.__module__ = __name__
+    return obj
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOST_SIDE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    for other, where in _HOST_SIDE.items():  # the whole host side at once
+        if where == module:
+            globals()[other] = _public(
+                getattr(importlib.import_module(where, __name__), other)
+            )
+    return globals()[name]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+def _publish_eager_names() -> None:
     for name in __all__:
-        obj = globals()[name]
-        if getattr(obj, "__module__", "").startswith(f"{__name__}._"):
-            with contextlib.suppress(AttributeError, TypeError):
-                obj.__module__ = __name__
+        if name not in _HOST_SIDE:
+            _public(globals()[name])
 
 
-_fix_module_names()
-del _fix_module_names
+_publish_eager_names()
+del _publish_eager_names

@@ -6,6 +6,7 @@ import contextlib
 import enum
 import itertools
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, final, overload
 
@@ -13,7 +14,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ._codec import StructureError
-from ._connection import Outgoing
+from ._connection import HIGH_WATER, Outgoing
 from ._errors import (
     ConnectionLost,
     ProtocolError,
@@ -34,6 +35,7 @@ from ._serializers import Serializer
 from ._streams import Buffer
 from ._timeouts import Timeouts
 from ._util import log
+from ._waiting import Deadlines, Waiter, waiter_factory
 
 __all__ = ["Spawner", "WorkerClient", "WorkerState", "open_client"]
 
@@ -67,19 +69,35 @@ class _Call:
         "attempt",
         "done",
         "error",
-        "event",
         "frame",
+        "link",
         "meta",
         "payload",
         "replied",
         "spec",
+        "timeout",
+        "tx",
+        "waiter",
+        "written",
     )
 
-    def __init__(self, spec: MessageSpec, frame: tuple[Buffer, ...] | None) -> None:
+    def __init__(
+        self,
+        spec: MessageSpec,
+        tx: int,
+        frame: tuple[Buffer, ...] | None,
+        waiter: Waiter,
+        link: WorkerLink,
+        timeout: float,
+    ) -> None:
         self.spec = spec
-        self.frame = frame
+        self.tx = tx
+        self.frame = frame  # kept only where a retry may re-send it
+        self.waiter = waiter
+        self.link = link  # where it was first sent
+        self.written: Outgoing | None = None  # its frame there
+        self.timeout = timeout
         self.attempt = 1
-        self.event = anyio.Event()
         self.done = False
         self.payload: Any = None
         self.error: BaseException | None = None
@@ -91,7 +109,7 @@ class _Call:
             self.done = True
             self.payload = payload
             self.error = error
-            self.event.set()
+            self.waiter.set()
 
     def answer(
         self, payload: Any, error: Exception | None, meta: dict[str, str]
@@ -135,6 +153,9 @@ class WorkerClient:
         self._pending: dict[int, _Call] = {}
         self._middleware = tuple(middleware)
         self._tx_id_factory = tx_id_factory or itertools.count(1).__next__
+        self._new_waiter, self._clock = waiter_factory()
+        self._deadlines = Deadlines[_Call](self._expire, lambda call: not call.done)
+        self._watching = False  # whether the deadline watcher runs
         self._state = WorkerState.STARTING
         self._ready = anyio.Event()
         self._failure: ShutdownReason | None = None
@@ -225,6 +246,8 @@ class WorkerClient:
             body = encode_body(self._serializer, spec.name, message, meta)
             frame = frame_parts(Kind.NOTIFICATION, 0, body, self._max)
             link = await self._ready_link(spec.name)
+            if link.hang_up is not None:  # its loss is not reported yet
+                raise WorkerCrashedError(link.hang_up, spec.name)
             try:
                 await link.connection.wait_for_room()
                 link.connection.write(frame)
@@ -234,11 +257,17 @@ class WorkerClient:
             await anyio.lowlevel.cancel_shielded_checkpoint()
             return None
         timeout = self._timeouts.for_message(spec.cls)
+        if not self._middleware:
+            return await self._request(spec, message, seconds=timeout)
+        # Middleware may take its time too: bound the whole call.
         with anyio.move_on_after(timeout):
-            return await self._request(spec, message)
-        raise WorkerTimeoutError(f"{spec.name!r} did not complete within {timeout:g} s")
+            return await self._request(spec, message, seconds=math.inf)
+        raise _timed_out(spec.name, timeout)
 
-    async def _request(self, spec: MessageSpec, message: Any) -> Any:
+    async def _request(self, spec: MessageSpec, message: Any, seconds: float) -> Any:
+        """Send one request and return its result. ``seconds`` is watched by
+        the client's deadline watcher rather than a cancel scope."""
+        deadline = self._clock() + seconds
         tx = self._new_tx()
         meta: dict[str, str] = {}
         if self._middleware:
@@ -249,27 +278,46 @@ class WorkerClient:
             encode_body(self._serializer, spec.name, message, meta),
             self._max,
         )
-        link = await self._ready_link(spec.name)
+        link = self._link
+        if (
+            self._state is not WorkerState.READY
+            or link is None
+            or link.connection.queued >= HIGH_WATER
+        ):
+            with anyio.move_on_after(deadline - self._clock()) as waiting:
+                link = await self._ready_link(spec.name)
+                # If the connection fails, the link reports why and settles
+                # the call.
+                with contextlib.suppress(*STREAM_ERRORS):
+                    await link.connection.wait_for_room()
+            if waiting.cancelled_caught:
+                raise _timed_out(spec.name, seconds)
+            assert link is not None
         if tx in self._pending:  # taken while waiting for the link
             raise ValueError(f"tx_id_factory returned {tx}, an id still in use")
-        # If the connection fails, the link reports why and settles the call.
-        with contextlib.suppress(*STREAM_ERRORS):
-            await link.connection.wait_for_room()
         # Kept for a re-send only where the policy may retry it.
         retried = self._policy.max_attempts(spec.cls) > 1
-        call = self._pending[tx] = _Call(spec, frame if retried else None)
-        written: Outgoing | None = None
+        call = _Call(
+            spec, tx, frame if retried else None, self._new_waiter(), link, seconds
+        )
+        self._pending[tx] = call
+        if deadline < math.inf:
+            self._deadlines.add(deadline, call, len(self._pending))
+            if not self._watching:
+                self._watching = True
+                self._task_group.start_soon(self._deadlines.run, self._clock)
         try:
             with contextlib.suppress(*STREAM_ERRORS):
-                written = link.connection.write(frame)
+                call.written = link.connection.write(frame)
             del frame  # the connection holds it until it is written
-            await call.event.wait()
+            await call.waiter.wait()
         finally:
-            if not call.done:  # cancelled or timed out
-                del self._pending[tx]
-                self._withdraw(link, written, tx)
-        if call.error is not None:
-            error = call.error
+            if not call.done:  # cancelled
+                self._abandon(call)
+        # The deadline watcher may hold the call a while: not its result.
+        error, payload = call.error, call.payload
+        call.error = call.payload = None
+        if error is not None:
             if call.replied and self._middleware:
                 error = await self._incoming("error", spec, tx, error, call.meta)
                 if not isinstance(error, BaseException):
@@ -279,7 +327,7 @@ class WorkerClient:
                     )
             raise error
         try:
-            result = spec.structure_result(call.payload, "")  # type: ignore[misc]
+            result = spec.structure_result(payload, "")  # type: ignore[misc]
         except StructureError as exc:
             raise ProtocolError(
                 f"the result of {spec.name!r} does not match its declared type: {exc}"
@@ -297,18 +345,24 @@ class WorkerClient:
             result = await self._incoming("result", spec, tx, result, call.meta)
         return result
 
-    def _withdraw(self, link: WorkerLink, written: Outgoing | None, tx: int) -> None:
+    def _expire(self, call: _Call) -> None:
+        """The deadline watcher's verdict on a call that is still waiting."""
+        self._abandon(call)
+        call.settle(error=_timed_out(call.spec.name, call.timeout))
+
+    def _abandon(self, call: _Call) -> None:
         """Take back a request nobody waits for: unsent, it is dropped; sent
         (or re-sent to a respawned worker), the worker is told to cancel it."""
+        self._pending.pop(call.tx, None)
         if self._state is not WorkerState.READY or self._link is None:
             return
         if (
-            link is self._link
-            and written is not None
-            and link.connection.withdraw(written)
+            call.link is self._link
+            and call.written is not None
+            and call.link.connection.withdraw(call.written)
         ):
             return
-        self._link.post((encode_frame(Kind.CANCEL, tx, b"", self._max),))
+        self._link.post((encode_frame(Kind.CANCEL, call.tx, b"", self._max),))
 
     def _new_tx(self) -> int:
         tx: object = self._tx_id_factory()
@@ -521,6 +575,10 @@ class WorkerClient:
         return WorkerClosedError(
             f"the worker is {self._state.value}; cannot send {name!r}"
         )
+
+
+def _timed_out(name: str, timeout: float) -> WorkerTimeoutError:
+    return WorkerTimeoutError(f"{name!r} did not complete within {timeout:g} s")
 
 
 async def open_client(

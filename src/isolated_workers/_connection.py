@@ -20,7 +20,6 @@ reads or writes it once the handshake is done.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 from collections.abc import Callable, Sequence
@@ -97,7 +96,11 @@ class Connection:
         self._queue.append(frame)
         self._queued += frame.size
         if not self._corked:
-            self._flush()
+            if self._driver is not None and self._driver.batches_writes:
+                self._corked = True  # until the loop's pass ends: one write
+                self._driver.flush_soon()
+            else:
+                self._flush()
         return frame
 
     def withdraw(self, frame: Outgoing) -> bool:
@@ -284,7 +287,13 @@ class _Driver:
     async def run(self) -> None:
         raise NotImplementedError
 
+    #: Whether writes made in one pass of the event loop go out together.
+    batches_writes = False
+
     def want_writable(self) -> None:
+        raise NotImplementedError
+
+    def flush_soon(self) -> None:
         raise NotImplementedError
 
     def stop(self) -> None:
@@ -293,11 +302,15 @@ class _Driver:
 
 class _CallbackDriver(_Driver):
     """asyncio: reader and writer callbacks registered for the connection's
-    life, as the event loop's own transports do; no task is woken per read."""
+    life, as the event loop's own transports do; no task is woken per read.
+    Frames written in one pass of the loop go out in one write, after it."""
 
     _writing = False
+    batches_writes = True
 
     async def run(self) -> None:
+        import asyncio  # here: a Trio worker never imports asyncio
+
         loop = self.loop = asyncio.get_running_loop()
         self.ended: asyncio.Future[None] = loop.create_future()
         loop.add_reader(self.channel.read_fd, self._readable)
@@ -317,6 +330,15 @@ class _CallbackDriver(_Driver):
             self._unregister()
             if not self.ended.done():
                 self.ended.set_exception(exc)
+
+    def flush_soon(self) -> None:
+        self.loop.call_soon(self._flush_batch)
+
+    def _flush_batch(self) -> None:
+        connection = self.connection
+        connection._corked = False  # pyright: ignore[reportPrivateUsage]
+        if connection.queued and not connection.closed:
+            connection._flush()  # pyright: ignore[reportPrivateUsage]
 
     def want_writable(self) -> None:
         if not self._writing and not self.connection.closed:
@@ -345,7 +367,11 @@ class _CallbackDriver(_Driver):
 
 
 class _TaskDriver(_Driver):
-    """Trio (or any AnyIO backend): a reader task and a writer task."""
+    """Trio (or any AnyIO backend): a reader task and a writer task.
+
+    Writes go out at once: waking the writer task to batch them costs Trio
+    more than the write calls it saves.
+    """
 
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)

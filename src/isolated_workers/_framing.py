@@ -32,6 +32,8 @@ MAX_FRAME_LIMIT = 2**32 - 1
 _READ_SIZE = 256 * 1024
 # Compact the read buffer when less room than this is left at its end.
 _MIN_READ = 64 * 1024
+# The largest frame buffer kept for the next large frame.
+_RECYCLED = 4 * 1024 * 1024
 # A large frame's buffer grows by this much at a time: a header alone does not
 # make the reader allocate all it announces.
 _LARGE_STEP = 64 * 1024 * 1024
@@ -161,12 +163,12 @@ class FrameParser:
         self._start = start
         return frames
 
-
     def recycle(self, body: bytearray) -> None:
         """Reuse the buffer of a large frame's ``body`` for the next one, if
-        nothing else holds it: fresh memory costs a page fault per page."""
+        nothing else holds it and it is not too large to keep: fresh memory
+        costs a page fault per page."""
         # Held here by the caller, this parameter and getrefcount's argument.
-        if sys.getrefcount(body) <= 3:
+        if len(body) <= _RECYCLED and sys.getrefcount(body) <= 3:
             self._spare = body
 
 

@@ -110,7 +110,8 @@ async def open_worker(
             incoming reply, in order (see `Middleware`).
         serializer: Message serializer; must match the worker's (default:
             `JsonSerializer`).
-        backend: The worker's event loop, ``"asyncio"`` or ``"trio"``
+        backend: The worker's event loop: ``"asyncio"``, ``"trio"`` or
+            ``"uvloop"`` (asyncio on uvloop, from the ``uvloop`` extra)
             (default: the host's own).
         max_frame_size: The largest message sent or accepted, in bytes.
         output: Where the worker's stdout and stderr go: ``"inherit"`` (the
@@ -255,9 +256,11 @@ class _Launch:
                 "messages must be a MessageRegistry made by define_messages()"
             )
         if backend is None:
-            backend = "trio" if current_backend() == "trio" else "asyncio"
-        elif backend not in ("asyncio", "trio"):
-            raise ValueError(f"backend must be 'asyncio' or 'trio', not {backend!r}")
+            backend = current_backend(uvloop=True)
+        elif backend not in ("asyncio", "trio", "uvloop"):
+            raise ValueError(
+                f"backend must be 'asyncio', 'trio' or 'uvloop', not {backend!r}"
+            )
         if not 0 < max_frame_size < 2**32:
             raise ValueError("max_frame_size must be between 1 and 2**32 - 1 bytes")
         serializer = serializer if serializer is not None else JsonSerializer()

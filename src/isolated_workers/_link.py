@@ -105,6 +105,8 @@ class WorkerLink:
         self._ended = anyio.Event()
         #: Why the worker was lost, once it was.
         self.lost_reason: Reason | None = None
+        #: How the connection ended, once it did (before the loss is reported).
+        self.hang_up: Reason | None = None
 
     @property
     def is_active(self) -> bool:
@@ -185,6 +187,7 @@ class WorkerLink:
         except STREAM_ERRORS as exc:
             reason = ConnectionLost(exc)
         self.connected = False
+        self.hang_up = reason
         with anyio.move_on_after(_EXIT_AFTER_EOF):
             await self.exited.wait()
         if not self.exited.is_set():  # alive without a connection: a crash too

@@ -18,10 +18,10 @@ __all__ = ["decode_body", "describe_exception", "encode_body", "error_from_paylo
 
 def encode_body(
     serializer: Serializer, name: str, payload: Any, meta: Any = None
-) -> bytes:
+) -> bytes | memoryview:
     """Serialize one message; any failure becomes a `ProtocolError`."""
     try:
-        return serializer.dumps([name, unstructure(payload), meta])
+        return serializer._encode([name, unstructure(payload), meta])  # pyright: ignore[reportPrivateUsage]
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise ProtocolError(f"cannot serialize {name!r}: {exc}") from exc
 

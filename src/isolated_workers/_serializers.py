@@ -7,6 +7,7 @@ import importlib
 import io
 import json
 import pickle
+from collections.abc import Callable
 from typing import Any, NoReturn, cast
 
 __all__ = ["JsonSerializer", "MsgpackSerializer", "PickleSerializer", "Serializer"]
@@ -37,6 +38,11 @@ class Serializer:
     def loads(self, data: bytes) -> Any:
         """Decode bytes made by `dumps`."""
         raise NotImplementedError
+
+    def _encode(self, obj: Any) -> bytes | memoryview:
+        """`dumps` as the library calls it: a serializer that can hand over
+        its own buffer, rather than a copy of it, does so here."""
+        return self.dumps(obj)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -90,16 +96,39 @@ class MsgpackSerializer(Serializer):
                 "MsgpackSerializer needs the msgpack package: "
                 "pip install isolated-workers[msgpack]"
             ) from None
-        self._packb = msgpack.Packer(use_bin_type=True, datetime=False).pack
+        self._new_packer: Callable[[], Any] = lambda: msgpack.Packer(
+            use_bin_type=True, datetime=False, autoreset=False
+        )
+        self._packer = self._new_packer()
         self._unpackb = msgpack.unpackb
 
     def dumps(self, obj: Any) -> bytes:
-        data: bytes = self._packb(obj)
-        return data
+        return bytes(self._encode(obj))
+
+    def _encode(self, obj: Any) -> bytes | memoryview:
+        packer = self._packer
+        try:
+            packer.pack(obj)
+            if packer.getbuffer().nbytes <= _OWN_BUFFER:
+                data: bytes = packer.bytes()
+                return data
+            # Large: hand the packer's buffer over instead of copying it, and
+            # start afresh, so that the buffer does not stay allocated.
+            self._packer = self._new_packer()
+            view: memoryview = packer.getbuffer()
+            return view
+        finally:
+            if packer is self._packer:
+                packer.reset()
 
     def loads(self, data: bytes) -> Any:
         # Sizes are bounded by the frame already; maps keep str keys only.
         return self._unpackb(data, raw=False, strict_map_key=True)
+
+
+#: Messages up to this size are copied out of the msgpack packer, which keeps
+#: its buffer for the next one.
+_OWN_BUFFER = 4 * 1024 * 1024
 
 
 class PickleSerializer(Serializer):

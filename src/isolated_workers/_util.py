@@ -31,8 +31,9 @@ def json_loads(data: bytes) -> Any:
     return json.loads(data)
 
 
-def current_backend() -> str:
-    """Name of the running event loop's library: ``"trio"`` or ``"asyncio"``."""
+def current_backend(*, uvloop: bool = False) -> str:
+    """Name of the running event loop's library: ``"trio"`` or ``"asyncio"``;
+    with ``uvloop``, ``"uvloop"`` for an asyncio loop that uvloop runs."""
     trio = sys.modules.get("trio")
     if trio is not None:
         try:
@@ -41,6 +42,11 @@ def current_backend() -> str:
             pass
         else:
             return "trio"
+    if uvloop and "uvloop" in sys.modules:
+        import asyncio
+
+        if type(asyncio.get_running_loop()).__module__.startswith("uvloop"):
+            return "uvloop"
     return "asyncio"
 
 

@@ -159,7 +159,8 @@ def run_worker(
 ) -> None:
     """Serve the host until it closes the worker; the worker's blocking entry point.
 
-    Runs the event loop of the backend the host asked for (asyncio or trio).
+    Runs the event loop the host asked for: asyncio, Trio, or asyncio on
+    uvloop.
 
     Args:
         messages: The registry shared with the host.
@@ -186,8 +187,13 @@ def run_worker(
         max_frame_size,
         backend=backend,
     )
+    options = {"use_uvloop": True} if backend == "uvloop" else {}
     try:
-        anyio.run(server.serve, backend=backend)
+        anyio.run(
+            server.serve,
+            backend="trio" if backend == "trio" else "asyncio",
+            backend_options=options,
+        )
     except BaseExceptionGroup as group:
         raise_single(group)
 

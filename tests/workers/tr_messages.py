@@ -86,6 +86,8 @@ class View:
     #: ``sys.stdin.read()`` and ``os.read(0, 16)``.
     stdin: str
     stdin_raw: bytes
+    #: The event loop: "asyncio", "trio" or "uvloop".
+    loop: str
 
 
 @attrs.frozen

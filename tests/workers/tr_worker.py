@@ -16,6 +16,7 @@ from pathlib import Path
 import anyio
 
 from isolated_workers import _worker, get_startup_data, run_worker
+from isolated_workers._util import current_backend
 from tests._leaks import open_fds
 from tests.workers.tr_messages import (
     IMPORT_PRINT,
@@ -111,6 +112,7 @@ def look(msg: Look) -> View:
         fds=_fds(),
         stdin=sys.stdin.read(),
         stdin_raw=os.read(0, 16),
+        loop=current_backend(uvloop=True),
     )
 
 
