@@ -75,7 +75,7 @@ def frame_parts(
     return (header, body)
 
 
-def encode_frame(kind: int, tx: int, body: bytes, max_frame_size: int) -> bytes:
+def encode_frame(kind: int, tx: int, body: Buffer, max_frame_size: int) -> bytes:
     """Header plus body in one piece, refused if too large."""
     return b"".join(frame_parts(kind, tx, body, max_frame_size))
 

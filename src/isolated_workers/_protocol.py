@@ -12,6 +12,7 @@ from typing import Any, cast
 from ._codec import unstructure
 from ._errors import ProtocolError, RemoteError
 from ._serializers import Serializer
+from ._streams import Buffer
 
 __all__ = ["decode_body", "describe_exception", "encode_body", "error_from_payload"]
 
@@ -26,9 +27,7 @@ def encode_body(
         raise ProtocolError(f"cannot serialize {name!r}: {exc}") from exc
 
 
-def decode_body(
-    serializer: Serializer, body: bytes | bytearray
-) -> tuple[str, Any, Any]:
+def decode_body(serializer: Serializer, body: Buffer) -> tuple[str, Any, Any]:
     """Parse one message; undecodable or misshapen bodies raise `ProtocolError`."""
     if not isinstance(body, bytes) and not serializer.accepts_buffers:
         body = bytes(body)
