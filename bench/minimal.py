@@ -2,9 +2,9 @@
 
 What a careful user would write by hand with AnyIO alone: one Unix socket, a
 12-byte header (body length, transaction id), msgpack bodies, a reader task that
-parses every complete frame of each read, a lock around writes, an event per
-call; the worker answers every frame of a read in one write. No handshake, no
-timeouts, no crash handling.
+parses every complete frame of each read, a writer task that sends every frame
+queued meanwhile in one write, an event per call; the worker answers every
+frame of a read in one write. No handshake, no timeouts, no crash handling.
 
 Run by ``bench.py`` as ``python bench/minimal.py SOCKET BACKEND`` for the
 worker; the host side is `open_minimal`.
@@ -76,8 +76,18 @@ async def open_minimal(
             )
             async with process, await listener.accept() as stream:
                 pending: dict[int, Any] = {}
-                lock = anyio.Lock()
+                outgoing: list[bytes] = []
+                wanted = anyio.Event()
                 counter = iter(range(1, 2**63))
+
+                async def write() -> None:
+                    nonlocal wanted
+                    while True:
+                        await wanted.wait()
+                        wanted = anyio.Event()
+                        data = b"".join(outgoing)
+                        outgoing.clear()
+                        await stream.send(data)
 
                 async def read() -> None:
                     buffer = bytearray()
@@ -92,13 +102,14 @@ async def open_minimal(
                     tx = next(counter)
                     body = msgpack.packb(value)
                     event = pending[tx] = anyio.Event()
-                    async with lock:
-                        await stream.send(HEADER.pack(len(body), tx) + body)
+                    outgoing.append(HEADER.pack(len(body), tx) + body)
+                    wanted.set()
                     await event.wait()
                     return pending.pop(tx)
 
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(read)
+                    tg.start_soon(write)
                     try:
                         yield call, process.pid
                     finally:

@@ -129,8 +129,8 @@ class Connection:
             await self._room.wait()
 
     def shutdown_write(self) -> None:
-        """Tell the peer nothing more will come (after what is queued, which
-        is dropped: use it when the peer is to stop)."""
+        """Drop what is queued and tell the peer that nothing more will come:
+        for a peer that is to stop."""
         self._drop_queue()
         with contextlib.suppress(OSError):
             self.channel.shutdown_write()
