@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Awaitable, Callable, Iterator, Sequence
+    from contextlib import AbstractAsyncContextManager
     from multiprocessing.connection import Connection
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -200,6 +201,48 @@ class _Profiler:
 # ====================================================================== generic loops
 
 
+async def _s1_async(
+    launch: Callable[[], AbstractAsyncContextManager[Any]],
+    first: Callable[[Any], Awaitable[int]],
+    counts: dict[str, int],
+) -> Result:
+    """Open with ``launch``, make the ``first`` round trip, close; ``s1_n`` times."""
+    from contextlib import AsyncExitStack
+
+    starts: list[int] = []
+    closes: list[int] = []
+    for _ in range(counts["s1_n"]):
+        async with AsyncExitStack() as stack:
+            t0 = ns()
+            handle = await stack.enter_async_context(launch())
+            result = await first(handle)
+            t1 = ns()
+            await stack.aclose()
+            t2 = ns()
+        _check(result == 1, "S1: wrong echo")
+        starts.append(t1 - t0)
+        closes.append(t2 - t1)
+    return _start_summary(starts, closes)
+
+
+async def _s2_to_s4(
+    echo: Callable[[int], Awaitable[int]],
+    echo_bytes: Callable[[bytes], Awaitable[bytes]],
+    scenarios: Sequence[str],
+    counts: dict[str, int],
+    profile: _Profiler,
+) -> Result:
+    """The steady-state scenarios, on one open worker."""
+    out: Result = {}
+    if "S2" in scenarios:
+        out["S2"] = await _s2_async(echo, counts, profile)
+    if "S3" in scenarios:
+        out["S3"] = await _s3_async(echo, counts)
+    if "S4" in scenarios:
+        out["S4"] = await _s4_async(echo_bytes, counts, profile)
+    return out
+
+
 async def _s2_async(
     call: Callable[[int], Awaitable[int]], counts: dict[str, int], profile: _Profiler
 ) -> Result:
@@ -296,7 +339,6 @@ async def _measure_isolated_workers(
     handler: str,
     profile: _Profiler,
 ) -> Result:
-    from contextlib import AsyncExitStack
 
     from bench_messages import Echo, EchoBytes, Messages, make_serializer
 
@@ -324,22 +366,14 @@ async def _measure_isolated_workers(
 
     out: Result = {}
     if "S1" in scenarios:
-        starts: list[int] = []
-        closes: list[int] = []
-        for _ in range(counts["s1_n"]):
-            async with AsyncExitStack() as stack:
-                t0 = ns()
-                worker: WorkerClient = await stack.enter_async_context(launch())
-                first = await worker.send(Echo(1))
-                t1 = ns()
-                await stack.aclose()
-                t2 = ns()
-            _check(first == 1, "S1: wrong echo")
-            starts.append(t1 - t0)
-            closes.append(t2 - t1)
-        out["S1"] = _start_summary(starts, closes)
+
+        async def first(worker: WorkerClient) -> int:
+            return await worker.send(Echo(1))
+
+        out["S1"] = await _s1_async(launch, first, counts)
     if any(s in scenarios for s in ("S2", "S3", "S4")):
-        async with launch() as worker:
+        async with launch() as opened:
+            worker: WorkerClient = opened
 
             def echo(i: int) -> Awaitable[int]:
                 return worker.send(Echo(i))
@@ -347,12 +381,7 @@ async def _measure_isolated_workers(
             async def echo_bytes(data: bytes) -> bytes:
                 return await worker.send(EchoBytes(data))
 
-            if "S2" in scenarios:
-                out["S2"] = await _s2_async(echo, counts, profile)
-            if "S3" in scenarios:
-                out["S3"] = await _s3_async(echo, counts)
-            if "S4" in scenarios:
-                out["S4"] = await _s4_async(echo_bytes, counts, profile)
+            out.update(await _s2_to_s4(echo, echo_bytes, scenarios, counts, profile))
     return out
 
 
@@ -625,34 +654,18 @@ async def _measure_minimal(
     counts: dict[str, int],
     profile: _Profiler,
 ) -> Result:
-    from contextlib import AsyncExitStack
-
     from minimal import open_minimal
 
     out: Result = {}
     if "S1" in scenarios:
-        starts: list[int] = []
-        closes: list[int] = []
-        for _ in range(counts["s1_n"]):
-            async with AsyncExitStack() as stack:
-                t0 = ns()
-                call, _ = await stack.enter_async_context(open_minimal(backend))
-                first = await call(1)
-                t1 = ns()
-                await stack.aclose()
-                t2 = ns()
-            _check(first == 1, "S1: wrong echo")
-            starts.append(t1 - t0)
-            closes.append(t2 - t1)
-        out["S1"] = _start_summary(starts, closes)
+
+        async def first(handle: tuple[Callable[[int], Awaitable[int]], int]) -> int:
+            return await handle[0](1)
+
+        out["S1"] = await _s1_async(lambda: open_minimal(backend), first, counts)
     if any(s in scenarios for s in ("S2", "S3", "S4")):
         async with open_minimal(backend) as (call, _):
-            if "S2" in scenarios:
-                out["S2"] = await _s2_async(call, counts, profile)
-            if "S3" in scenarios:
-                out["S3"] = await _s3_async(call, counts)
-            if "S4" in scenarios:
-                out["S4"] = await _s4_async(call, counts, profile)
+            out.update(await _s2_to_s4(call, call, scenarios, counts, profile))
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from typing import Any
 
 import anyio
 import pytest
@@ -27,8 +28,8 @@ def anyio_backend() -> tuple[str, dict[str, bool]]:
     return ("asyncio", {"debug": True})
 
 
-def test_import_does_not_load_heavy_modules() -> None:
-    code = "import isolated_workers, sys; print(sorted(sys.modules))"
+def python(code: str) -> Any:
+    """Run ``code`` in a fresh interpreter; return what it printed, evaluated."""
     result = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -36,7 +37,11 @@ def test_import_does_not_load_heavy_modules() -> None:
         check=True,
         timeout=60,
     )
-    modules = set(ast.literal_eval(result.stdout))
+    return ast.literal_eval(result.stdout)
+
+
+def test_import_does_not_load_heavy_modules() -> None:
+    modules = set(python("import isolated_workers, sys; print(sorted(sys.modules))"))
     assert "isolated_workers" in modules
     assert {"anyio", "attrs"} <= modules
     loaded = sorted(m for m in modules if m.split(".")[0] in HEAVY)
@@ -53,14 +58,7 @@ def test_the_host_side_loads_on_first_use() -> None:
         "names = (iw.open_worker.__module__, iw.WorkerClient.__module__);"
         "print([before, sorted(m for m in sys.modules if m in HOST), names])"
     ).replace("HOST", repr(HOST_SIDE))
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    before, after, names = ast.literal_eval(result.stdout)
+    before, after, names = python(code)
     assert before == []
     assert after == sorted(HOST_SIDE)
     assert names == ("isolated_workers", "isolated_workers")
