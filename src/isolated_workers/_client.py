@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, final, overload
 
 import anyio
-from anyio.abc import TaskGroup
+from anyio.abc import TaskGroup, TaskStatus
 
 from ._codec import StructureError
 from ._connection import HIGH_WATER, Outgoing
@@ -157,11 +157,10 @@ class WorkerClient:
         self._deadlines = Deadlines[_Call](self._expire, lambda call: not call.done)
         self._watching = False  # whether the deadline watcher runs
         self._state = WorkerState.STARTING
-        self._ready = anyio.Event()
+        self._ready = anyio.Event()  # set when the state leaves STARTING
         self._failure: ShutdownReason | None = None
-        self._respawn_scope = anyio.CancelScope()
-        self._respawned = anyio.Event()
-        self._respawned.set()  # no respawn under way
+        self._supervisor = anyio.CancelScope()
+        self._supervised = anyio.Event()  # the supervisor has ended
         self._closed = anyio.Event()
         self._closing = False
         #: Replies that arrived for requests nobody waits for any more.
@@ -174,7 +173,39 @@ class WorkerClient:
 
     async def _start(self) -> None:
         """Start the first worker (`WorkerStartupError` if that fails)."""
-        self._adopt(await self._spawn(self._task_group, self._on_frame, self._on_lost))
+        await self._task_group.start(self._supervise)
+
+    async def _supervise(self, *, task_status: TaskStatus[None]) -> None:
+        """Own the worker's life: start it, wait for its loss, apply the policy,
+        then start the next one or give up. `aclose` cancels it."""
+        try:
+            with self._supervisor:
+                link = await self._spawn(
+                    self._task_group, self._on_frame, self._on_lost
+                )
+                self._serve(link)
+                task_status.started()
+                while True:
+                    await link.lost.wait()
+                    assert link.lost_reason is not None
+                    reason, tail = link.lost_reason, link.stderr_tail
+                    if not self._retries_after(reason, tail):
+                        return
+                    try:
+                        link = await self._spawn(
+                            self._task_group, self._on_frame, self._on_lost
+                        )
+                    except Exception as exc:  # WorkerStartupError, or an OSError
+                        self._give_up(reason, tail, exc)
+                        return
+                    self.respawns += 1
+                    for call in self._pending.values():
+                        call.attempt += 1
+                        if call.frame is not None:
+                            link.post(call.frame)
+                    self._serve(link)
+        finally:
+            self._supervised.set()
 
     # --- public API -----------------------------------------------------
 
@@ -415,8 +446,8 @@ class WorkerClient:
         with anyio.CancelScope(shield=True):
             try:
                 self._state = WorkerState.CLOSING
-                self._respawn_scope.cancel()
-                await self._respawned.wait()  # its half-started worker is gone
+                self._supervisor.cancel()
+                await self._supervised.wait()  # a worker it was starting is gone
                 self._ready.set()
                 self._settle_all(
                     lambda call: WorkerClosedError(
@@ -466,9 +497,15 @@ class WorkerClient:
             call.answer(payload, None, meta)
 
     def _on_lost(self, link: WorkerLink, reason: ShutdownReason) -> None:
-        """The worker stopped without being asked to: apply the policy."""
-        if link is not self._link or self._state is not WorkerState.READY:
-            return
+        """The worker stopped without being asked to: hold new sends until
+        the supervisor has applied the policy."""
+        if link is self._link and self._state is WorkerState.READY:
+            self._state = WorkerState.STARTING
+            self._ready = anyio.Event()
+
+    def _retries_after(self, reason: ShutdownReason, tail: str) -> bool:
+        """Apply the policy to a loss: settle the calls it does not retry, and
+        say whether to start another worker (else the client has crashed)."""
         if isinstance(reason, ConnectionLost) and isinstance(
             reason.error, ProtocolError
         ):
@@ -476,8 +513,7 @@ class WorkerClient:
             message = str(reason.error)
             self._settle_all(lambda call: ProtocolError(message))
             self._become_crashed(reason)
-            return
-        tail = link.stderr_tail
+            return False
         if not self._pending:
             self._idle_crashes += 1
         retry = False
@@ -492,54 +528,27 @@ class WorkerClient:
         if retry or (
             isinstance(default, Retry) and self._idle_crashes <= default.attempts
         ):
-            self._state = WorkerState.STARTING
-            self._ready = anyio.Event()
-            self._respawn_scope = anyio.CancelScope()
-            self._respawned = anyio.Event()
-            self._task_group.start_soon(self._respawn, reason, tail)
-        else:
-            self._become_crashed(reason)
+            return True
+        self._become_crashed(reason)
+        return False
 
-    async def _respawn(self, reason: ShutdownReason, tail: str) -> None:
-        try:
-            await self._respawn_worker(reason, tail)
-        finally:
-            self._respawned.set()
+    def _give_up(
+        self, reason: ShutdownReason, tail: str, startup_error: Exception
+    ) -> None:
+        """No new worker could be started: every pending call fails."""
+        log(logger, logging.ERROR, "could not respawn the worker: %s", startup_error)
 
-    async def _respawn_worker(self, reason: ShutdownReason, tail: str) -> None:
-        with self._respawn_scope:
-            try:
-                link = await self._spawn(
-                    self._task_group, self._on_frame, self._on_lost
-                )
-            except Exception as exc:  # WorkerStartupError, or an OSError
-                log(logger, logging.ERROR, "could not respawn the worker: %s", exc)
-                startup_error = exc
+        def unrestartable(call: _Call) -> WorkerCrashedError:
+            error = self._crashed(reason, call, None, tail)
+            error.add_note(f"The worker could not be restarted: {startup_error}")
+            error.__cause__ = startup_error
+            return error
 
-                def unrestartable(call: _Call) -> WorkerCrashedError:
-                    error = self._crashed(reason, call, None, tail)
-                    error.add_note(
-                        f"The worker could not be restarted: {startup_error}"
-                    )
-                    error.__cause__ = startup_error
-                    return error
+        self._settle_all(unrestartable)
+        self._become_crashed(reason)
 
-                self._settle_all(unrestartable)
-                self._become_crashed(reason)
-                return
-            if self._state is not WorkerState.STARTING:  # closed meanwhile
-                await link.close(0)
-                return
-            self.respawns += 1
-            for call in self._pending.values():
-                call.attempt += 1
-                if call.frame is not None:
-                    link.post(call.frame)
-            self._adopt(link)
-
-    def _adopt(self, link: WorkerLink) -> None:
-        """Make ``link`` the current one; it may have been lost already, before
-        it could be reported to this client."""
+    def _serve(self, link: WorkerLink) -> None:
+        """Make ``link`` the current one; its loss may already be known."""
         self._link = link
         self._state = WorkerState.READY
         self._ready.set()

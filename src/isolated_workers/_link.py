@@ -103,8 +103,9 @@ class WorkerLink:
         self._reported = False
         self._released = False
         self._ended = anyio.Event()
-        #: Why the worker was lost, once it was.
+        #: Why the worker was lost, once it was, and the event saying so.
         self.lost_reason: Reason | None = None
+        self.lost = anyio.Event()
         #: How the connection ended, once it did (before the loss is reported).
         self.hang_up: Reason | None = None
 
@@ -201,6 +202,7 @@ class WorkerLink:
             self.stderr_tail = await self._pumps.drain()
         if not self._closing:
             self.lost_reason = reason
+            self.lost.set()
             self._on_lost(self, reason)
         self._ended.set()
 
