@@ -7,13 +7,14 @@ import enum
 import itertools
 import logging
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, final, overload
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from ._codec import StructureError
+from ._config import WorkerConfig
 from ._connection import HIGH_WATER, Outgoing
 from ._errors import (
     ConnectionLost,
@@ -26,14 +27,12 @@ from ._errors import (
 from ._framing import Kind, encode_frame, frame_parts
 from ._link import STREAM_ERRORS, FrameHandler, LostHandler, WorkerLink
 from ._messages import Notification, Request
-from ._middleware import Envelope, EnvelopeKind, Middleware, apply, check_meta
+from ._middleware import Envelope, EnvelopeKind, apply, check_meta
 from ._output import OutputSink
-from ._policies import Retry, ShutdownPolicy
+from ._policies import Retry
 from ._protocol import decode_body, encode_body, error_from_payload
-from ._registry import MessageRegistry, MessageSpec
-from ._serializers import Serializer
+from ._registry import MessageSpec
 from ._streams import Buffer
-from ._timeouts import Timeouts
 from ._util import log
 from ._waiting import Deadlines, Waiter, waiter_factory
 
@@ -129,30 +128,23 @@ class WorkerClient:
 
     def __init__(
         self,
-        *,
+        config: WorkerConfig,
         spawn: Spawner,
-        messages: MessageRegistry,
-        serializer: Serializer,
-        timeouts: Timeouts,
-        max_frame_size: int,
-        policy: ShutdownPolicy,
         output: OutputSink,
         task_group: TaskGroup,
-        middleware: Sequence[Middleware] = (),
-        tx_id_factory: Callable[[], int] | None = None,
     ) -> None:
         self._spawn = spawn
-        self._messages = messages
-        self._serializer = serializer
-        self._timeouts = timeouts
-        self._max = max_frame_size
-        self._policy = policy
+        self._messages = config.messages
+        self._serializer = config.serializer
+        self._timeouts = config.timeouts
+        self._max = config.max_frame_size
+        self._policy = config.policy
         self._output = output
         self._task_group = task_group
         self._link: WorkerLink | None = None
         self._pending: dict[int, _Call] = {}
-        self._middleware = tuple(middleware)
-        self._tx_id_factory = tx_id_factory or itertools.count(1).__next__
+        self._middleware = config.middleware
+        self._tx_id_factory = config.tx_id_factory or itertools.count(1).__next__
         self._new_waiter, self._clock = waiter_factory()
         self._deadlines = Deadlines[_Call](self._expire, lambda call: not call.done)
         self._watching = False  # whether the deadline watcher runs
@@ -591,30 +583,9 @@ def _timed_out(name: str, timeout: float) -> WorkerTimeoutError:
 
 
 async def open_client(
-    *,
-    spawn: Spawner,
-    messages: MessageRegistry,
-    serializer: Serializer,
-    timeouts: Timeouts,
-    max_frame_size: int,
-    policy: ShutdownPolicy,
-    output: OutputSink,
-    task_group: TaskGroup,
-    middleware: Sequence[Middleware],
-    tx_id_factory: Callable[[], int] | None,
+    config: WorkerConfig, spawn: Spawner, output: OutputSink, task_group: TaskGroup
 ) -> WorkerClient:
     """Make a `WorkerClient` and start its first worker."""
-    client = WorkerClient(
-        spawn=spawn,
-        messages=messages,
-        serializer=serializer,
-        timeouts=timeouts,
-        max_frame_size=max_frame_size,
-        policy=policy,
-        output=output,
-        task_group=task_group,
-        middleware=middleware,
-        tx_id_factory=tx_id_factory,
-    )
+    client = WorkerClient(config, spawn, output, task_group)
     await client._start()  # pyright: ignore[reportPrivateUsage]
     return client

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, TypedDict, Unpack, cast
 
 import anyio
 from anyio.abc import Process, TaskGroup, TaskStatus
 
-from ._bootstrap import ALLOCATOR_ENV, BOOTSTRAP_ENV, write_bootstrap
+from ._bootstrap import BOOTSTRAP_ENV, write_bootstrap
 from ._client import WorkerClient, open_client
-from ._codec import unstructure
+from ._config import WorkerConfig
 from ._connection import Connection
 from ._errors import ProtocolError, SerializerMismatchError, WorkerStartupError
 from ._framing import MAX_FRAME_LIMIT, FrameReader, Kind, encode_frame
@@ -25,20 +23,15 @@ from ._output import OutputMode, OutputSink
 from ._policies import ShutdownPolicy, Strategy
 from ._process import kill_and_reap, spawn
 from ._registry import MessageRegistry
-from ._serializers import JsonSerializer, Serializer
+from ._serializers import Serializer
 from ._streams import NowaitStream
 from ._timeouts import Timeouts
 from ._transport import (
     Endpoint,
-    PipeTransport,
     Transport,
-    UnixSocketTransport,
-    default_transport,
 )
 from ._util import (
     DEFAULT_MAX_FRAME_SIZE,
-    current_backend,
-    json_dumps,
     json_loads,
     raise_single,
 )
@@ -133,7 +126,7 @@ async def open_worker(
             ready within ``Timeouts.startup``; nothing is left behind.
         SerializerMismatchError: The worker uses another serializer.
     """
-    launch = _Launch.build(
+    config = WorkerConfig.from_options(
         target,
         messages=messages,
         args=args,
@@ -143,26 +136,27 @@ async def open_worker(
         cwd=cwd,
         startup_data=startup_data,
         timeouts=timeouts,
+        unexpected_shutdown=unexpected_shutdown,
+        middleware=middleware,
         serializer=serializer,
         backend=backend,
         max_frame_size=max_frame_size,
         output=output,
+        tx_id_factory=tx_id_factory,
         transport=transport,
     )
-    policy = ShutdownPolicy.coerce(unexpected_shutdown)
+    async with _open(config) as client:
+        yield client
+
+
+@asynccontextmanager
+async def _open(config: WorkerConfig) -> AsyncGenerator[WorkerClient]:
+    """A client of a worker started as ``config`` says; closed on exit."""
+    output = OutputSink(config.output)
     try:
         async with anyio.create_task_group() as task_group:
             client = await open_client(
-                spawn=launch.spawn_link,
-                messages=launch.messages,
-                serializer=launch.serializer,
-                timeouts=launch.timeouts,
-                max_frame_size=launch.max_frame_size,
-                policy=policy,
-                output=launch.output,
-                task_group=task_group,
-                middleware=middleware,
-                tx_id_factory=tx_id_factory,
+                config, _Spawner(config, output).spawn_link, output, task_group
             )
             try:
                 yield client
@@ -189,142 +183,26 @@ async def start_worker(
     keyword arguments, hence ``functools.partial``). Cancelling the task
     closes the worker.
     """
-    async with open_worker(target, messages=messages, **options) as client:
+    config = WorkerConfig.from_options(target, messages=messages, **options)
+    async with _open(config) as client:
         task_status.started(client)
         await anyio.sleep_forever()
 
 
-class _Launch:
-    """Everything needed to spawn one worker, checked before anything starts."""
+class _Spawner:
+    """Starts the workers of one client, as its `WorkerConfig` says."""
 
-    def __init__(
-        self,
-        *,
-        argv: list[str],
-        env: dict[str, str],
-        cwd: str | os.PathLike[str] | None,
-        messages: MessageRegistry,
-        serializer: Serializer,
-        timeouts: Timeouts,
-        max_frame_size: int,
-        hello: bytes,
-        target: str,
-        output: OutputSink,
-        transport: Transport,
-        unset_env: list[str],
-    ) -> None:
-        self.argv = argv
-        self.env = env
-        self.cwd = cwd
-        self.messages = messages
-        self.serializer = serializer
-        self.timeouts = timeouts
-        self.max_frame_size = max_frame_size
-        self.hello = hello
-        self.target = target
+    def __init__(self, config: WorkerConfig, output: OutputSink) -> None:
+        self.config = config
         self.output = output
-        self.transport = transport
-        #: Variables the worker removes once started (see `ALLOCATOR_ENV`).
-        self.unset_env = unset_env
-
-    @classmethod
-    def build(
-        cls,
-        target: str | os.PathLike[str],
-        *,
-        messages: MessageRegistry,
-        args: Sequence[str],
-        python: str | os.PathLike[str] | None,
-        env: Mapping[str, str] | None,
-        inherit_env: bool,
-        cwd: str | os.PathLike[str] | None,
-        startup_data: Any,
-        timeouts: Timeouts | float | None,
-        serializer: Serializer | None,
-        backend: str | None,
-        max_frame_size: int,
-        output: str,
-        transport: Transport | None,
-    ) -> _Launch:
-        if sys.platform == "win32":
-            raise NotImplementedError(
-                "isolated-workers runs on POSIX systems only for now"
-            )
-        registry = cast(object, messages)  # checked for callers without types
-        if not isinstance(registry, MessageRegistry):
-            raise TypeError(
-                "messages must be a MessageRegistry made by define_messages()"
-            )
-        if backend is None:
-            backend = current_backend(uvloop=True)
-        elif backend not in ("asyncio", "trio", "uvloop"):
-            raise ValueError(
-                f"backend must be 'asyncio', 'trio' or 'uvloop', not {backend!r}"
-            )
-        if not 0 < max_frame_size < 2**32:
-            raise ValueError("max_frame_size must be between 1 and 2**32 - 1 bytes")
-        serializer = serializer if serializer is not None else JsonSerializer()
-        if transport is None:
-            transport = default_transport()
-        elif not isinstance(
-            cast(object, transport), UnixSocketTransport | PipeTransport
-        ):
-            raise TypeError(
-                "transport must be a UnixSocketTransport or a PipeTransport, "
-                f"not {transport!r}"
-            )
-        target = os.fspath(target)
-        interpreter = os.fspath(python) if python is not None else sys.executable
-        if target.endswith(".py") or os.sep in target:
-            script = Path(cwd or ".", target)
-            if not script.is_file():
-                raise WorkerStartupError(
-                    f"worker script {str(script)!r} does not exist"
-                )
-            command = [target, *args]
-        else:
-            command = ["-m", target, *args]
-        if isinstance(transport, PipeTransport):
-            command = ["-m", "isolated_workers._launcher", *command]
-        argv = [interpreter, *command]
-        try:
-            startup = json_dumps(
-                {
-                    "serializer": serializer.name,
-                    "messages": messages.fingerprint,
-                    "backend": backend,
-                    "startup_data": unstructure(startup_data),
-                }
-            )
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise TypeError(
-                f"startup_data cannot be sent to the worker: {exc}"
-            ) from None
-        full_env = {**os.environ, **(env or {})} if inherit_env else dict(env or {})
-        added = {k: v for k, v in ALLOCATOR_ENV.items() if k not in full_env}
-        full_env.update(added)
-        return cls(
-            argv=argv,
-            env=full_env,
-            cwd=cwd,
-            messages=messages,
-            serializer=serializer,
-            timeouts=Timeouts.coerce(timeouts),
-            max_frame_size=max_frame_size,
-            hello=startup,
-            target=target,
-            output=OutputSink(output),
-            transport=transport,
-            unset_env=sorted(added),
-        )
 
     async def spawn_link(
         self, task_group: TaskGroup, on_frame: FrameHandler, on_lost: LostHandler
     ) -> WorkerLink:
         """Spawn a worker and wait until it is ready; on failure leave nothing."""
-        if len(self.hello) > MAX_FRAME_LIMIT:
+        if len(self.config.hello) > MAX_FRAME_LIMIT:
             raise WorkerStartupError("startup_data is larger than 4 GiB")
-        endpoint = Endpoint.make(self.transport)
+        endpoint = Endpoint.make(self.config.transport)
         try:
             read_fd, write_fd = os.pipe()
         except OSError as exc:
@@ -334,8 +212,8 @@ class _Launch:
         pumps: OutputPumps | None = None
         try:
             secret = os.urandom(32)
-            connect = self.timeouts.connect
-            env = {**self.env, BOOTSTRAP_ENV: str(read_fd)}
+            connect = self.config.timeouts.connect
+            env = {**self.config.env, BOOTSTRAP_ENV: str(read_fd)}
             try:
                 write_bootstrap(
                     write_fd,
@@ -345,14 +223,14 @@ class _Launch:
                         "connect_timeout": connect if math.isfinite(connect) else None,
                         # The greeting is the handshake's, not a message: the
                         # worker expects exactly this size rather than a limit.
-                        "hello_size": len(self.hello),
-                        "unset_env": self.unset_env,
+                        "hello_size": len(self.config.hello),
+                        "unset_env": self.config.unset_env,
                     },
                 )
                 process = await spawn(
-                    self.argv,
+                    self.config.argv,
                     env=env,
-                    cwd=self.cwd,
+                    cwd=self.config.cwd,
                     pass_fds=[read_fd],
                     piped=self.output.piped,
                     stdin=endpoint.child_stdin,
@@ -381,7 +259,7 @@ class _Launch:
             connection=Connection(stream.channel, reader.parser),
             pipe_fd=write_fd,
             pumps=pumps,
-            max_frame_size=self.max_frame_size,
+            max_frame_size=self.config.max_frame_size,
             on_frame=on_frame,
             on_lost=on_lost,
         )
@@ -404,7 +282,7 @@ class _Launch:
             exit_code: int | None = None
             reader: FrameReader | None = None
             ready: dict[str, Any] | None = None
-            with anyio.move_on_after(self.timeouts.startup) as deadline:
+            with anyio.move_on_after(self.config.timeouts.startup) as deadline:
                 try:
                     async with anyio.create_task_group() as race:
 
@@ -422,24 +300,24 @@ class _Launch:
                 # Outside the task group, so that its errors are not wrapped
                 # in an exception group; a worker that exits now hangs up.
                 if stream is not None:
-                    reader = FrameReader(stream, self.max_frame_size)
-                    ready = await _greet(stream, reader, self.hello)
+                    reader = FrameReader(stream, self.config.max_frame_size)
+                    ready = await _greet(stream, reader, self.config.hello)
             if deadline.cancelled_caught:
                 raise WorkerStartupError(
-                    f"worker {self.target!r} did not become ready within "
-                    f"{self.timeouts.startup:g} s (did it call run_worker()?)"
+                    f"worker {self.config.target!r} did not become ready within "
+                    f"{self.config.timeouts.startup:g} s (did it call run_worker()?)"
                 )
             if stream is None or reader is None or ready is None:
                 if exit_code is None:
-                    with anyio.move_on_after(self.timeouts.shutdown):
+                    with anyio.move_on_after(self.config.timeouts.shutdown):
                         exit_code = await process.wait()
                 raise WorkerStartupError(
-                    f"worker {self.target!r} exited (code {exit_code}) before it "
-                    "was ready; its stderr may say why"
+                    f"worker {self.config.target!r} exited (code {exit_code}) "
+                    "before it was ready; its stderr may say why"
                 )
             if not ready.get("ok"):
                 # It exits on its own now: let its stderr explain the refusal.
-                with anyio.move_on_after(self.timeouts.shutdown):
+                with anyio.move_on_after(self.config.timeouts.shutdown):
                     await process.wait()
                 message = str(ready.get("message", "the worker refused to start"))
                 if ready.get("error") == "SerializerMismatchError":

@@ -11,7 +11,7 @@ from anyio.abc import ByteReceiveStream
 
 from ._util import log
 
-__all__ = ["OutputMode", "OutputSink"]
+__all__ = ["OutputMode", "OutputSink", "check_output_mode"]
 
 OutputMode = Literal["inherit", "log", "capture"]
 
@@ -26,14 +26,16 @@ _LONGEST_LINE = 64 * 1024
 worker_logger = logging.getLogger("isolated_workers.worker")
 
 
+def check_output_mode(mode: str) -> None:
+    if mode not in ("inherit", "log", "capture"):
+        raise ValueError(f"output must be 'inherit', 'log' or 'capture', not {mode!r}")
+
+
 class OutputSink:
     """Receives the output of every worker a client starts."""
 
     def __init__(self, mode: str) -> None:
-        if mode not in ("inherit", "log", "capture"):
-            raise ValueError(
-                f"output must be 'inherit', 'log' or 'capture', not {mode!r}"
-            )
+        check_output_mode(mode)
         self.mode = mode
         self.captured: dict[str, bytearray] = {
             "stdout": bytearray(),
