@@ -105,14 +105,12 @@ def _public(obj: Any) -> Any:
 
 
 def __getattr__(name: str) -> Any:
-    module = _HOST_SIDE.get(name)
-    if module is None:
+    if name not in _HOST_SIDE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     for other, where in _HOST_SIDE.items():  # the whole host side at once
-        if where == module:
-            globals()[other] = _public(
-                getattr(importlib.import_module(where, __name__), other)
-            )
+        globals()[other] = _public(
+            getattr(importlib.import_module(where, __name__), other)
+        )
     return globals()[name]
 
 
