@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, final, overload
 
 import anyio
+import attrs
 from anyio.abc import TaskGroup, TaskStatus
 
 from ._codec import StructureError
@@ -61,47 +62,23 @@ class WorkerState(enum.Enum):
     CRASHED = "crashed"
 
 
+@attrs.define(eq=False)
 class _Call:
     """One request waiting for its reply, across retries."""
 
-    __slots__ = (
-        "attempt",
-        "done",
-        "error",
-        "frame",
-        "link",
-        "meta",
-        "payload",
-        "replied",
-        "spec",
-        "timeout",
-        "tx",
-        "waiter",
-        "written",
-    )
-
-    def __init__(
-        self,
-        spec: MessageSpec,
-        tx: int,
-        frame: tuple[Buffer, ...] | None,
-        waiter: Waiter,
-        link: WorkerLink,
-        timeout: float,
-    ) -> None:
-        self.spec = spec
-        self.tx = tx
-        self.frame = frame  # kept only where a retry may re-send it
-        self.waiter = waiter
-        self.link = link  # where it was first sent
-        self.written: Outgoing | None = None  # its frame there
-        self.timeout = timeout
-        self.attempt = 1
-        self.done = False
-        self.payload: Any = None
-        self.error: BaseException | None = None
-        self.replied = False  # settled by the worker's reply, not locally
-        self.meta: dict[str, str] = {}
+    spec: MessageSpec
+    tx: int
+    frame: tuple[Buffer, ...] | None  # kept only where a retry may re-send it
+    waiter: Waiter
+    link: WorkerLink  # where it was first sent
+    timeout: float
+    written: Outgoing | None = None  # its frame on that link
+    attempt: int = 1
+    done: bool = False
+    payload: Any = None
+    error: BaseException | None = None
+    replied: bool = False  # settled by the worker's reply, not locally
+    meta: dict[str, str] = attrs.field(factory=dict[str, str])
 
     def settle(self, payload: Any = None, error: BaseException | None = None) -> None:
         if not self.done:

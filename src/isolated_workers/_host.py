@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypedDict, Unpack, cast
 
 import anyio
+import attrs
 from anyio.abc import Process, TaskGroup, TaskStatus
 
 from ._bootstrap import BOOTSTRAP_ENV, write_bootstrap
@@ -189,12 +190,12 @@ async def start_worker(
         await anyio.sleep_forever()
 
 
+@attrs.frozen
 class _Spawner:
     """Starts the workers of one client, as its `WorkerConfig` says."""
 
-    def __init__(self, config: WorkerConfig, output: OutputSink) -> None:
-        self.config = config
-        self.output = output
+    config: WorkerConfig
+    output: OutputSink
 
     async def spawn_link(
         self, task_group: TaskGroup, on_frame: FrameHandler, on_lost: LostHandler
