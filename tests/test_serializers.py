@@ -174,3 +174,37 @@ def test_custom_serializer_names_are_compared() -> None:
     assert wrapped.name == "reversed+json"
     assert repr(wrapped) == "ReversingSerializer(name='reversed+json')"
     assert isinstance(wrapped, Serializer)
+
+
+class BytesOnly(JsonSerializer):
+    """A serializer whose loads insists on bytes, as a custom one may."""
+
+    name = "bytes-only"
+    accepts_buffers = False
+
+    def loads(self, data: bytes) -> Any:
+        assert type(data) is bytes
+        return super().loads(data)
+
+
+@pytest.mark.parametrize("serializer", [JsonSerializer(), BytesOnly()], ids=repr)
+def test_a_large_body_reaches_loads_as_the_serializer_accepts(
+    serializer: JsonSerializer,
+) -> None:
+    """A large frame's body is a bytearray: serializers with accepts_buffers take
+    it as it is, the others get bytes."""
+    body = bytearray(encode_body(JsonSerializer(), "Echo", {"text": "x" * 100_000}))
+    assert decode_body(serializer, body) == ("Echo", {"text": "x" * 100_000}, None)
+
+
+@pytest.mark.parametrize("size", [10, 5 * 1024 * 1024])
+def test_msgpack_encodes_small_and_large_alike(size: int) -> None:
+    """Small messages are copied out of the packer, large ones hand its buffer
+    over; either way the bytes are the same, and dumps returns bytes."""
+    msgpack = pytest.importorskip("msgpack")
+    serializer = MsgpackSerializer()
+    obj = ["Echo", {"data": b"x" * size}, None]
+    for _ in range(2):  # the packer is reused after a small message, not a large
+        encoded = encode_body(serializer, "Echo", {"data": b"x" * size})
+        assert bytes(encoded) == msgpack.packb(obj, use_bin_type=True)
+    assert type(serializer.dumps(obj)) is bytes
