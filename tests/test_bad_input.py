@@ -50,12 +50,12 @@ from isolated_workers import (
     WorkerTimeoutError,
     open_worker,
 )
-from isolated_workers._bootstrap import BOOTSTRAP_ENV, write_bootstrap
-from isolated_workers._framing import HEADER, FrameReader, Kind
-from isolated_workers._handshake import host_authenticate
-from isolated_workers._protocol import error_from_payload
-from isolated_workers._streams import SocketStream
 from isolated_workers._util import DEFAULT_MAX_FRAME_SIZE, json_dumps
+from isolated_workers._wire._bootstrap import BOOTSTRAP_ENV, write_bootstrap
+from isolated_workers._wire._framing import HEADER, FrameReader, Kind
+from isolated_workers._wire._handshake import host_authenticate
+from isolated_workers._wire._protocol import error_from_payload
+from isolated_workers._wire._streams import SocketStream
 from tests.workers.bad_input_messages import (
     Act,
     Carry,

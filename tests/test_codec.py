@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from isolated_workers import JsonSerializer, ProtocolError
-from isolated_workers._codec import (
+from isolated_workers._wire._codec import (
     StructureError,
     structure,
     structurer_for,
     unstructure,
 )
-from isolated_workers._protocol import decode_body, encode_body
+from isolated_workers._wire._protocol import decode_body, encode_body
 
 JSON = JsonSerializer()
 

@@ -17,8 +17,8 @@ import anyio
 import pytest
 
 from isolated_workers import ProtocolError
-from isolated_workers._connection import Connection
-from isolated_workers._framing import (
+from isolated_workers._wire._connection import Connection
+from isolated_workers._wire._framing import (
     HEADER,
     Frame,
     FrameParser,
@@ -27,7 +27,7 @@ from isolated_workers._framing import (
     encode_frame,
     frame_parts,
 )
-from isolated_workers._streams import (
+from isolated_workers._wire._streams import (
     Buffer,
     Channel,
     NowaitStream,

@@ -24,7 +24,7 @@ from isolated_workers import (
     WorkerStartupError,
     WorkerTimeoutError,
 )
-from isolated_workers._protocol import describe_exception, error_from_payload
+from isolated_workers._wire._protocol import describe_exception, error_from_payload
 
 TRACEBACK = (
     "Traceback (most recent call last):\n  File \"w.py\", line 1\nKeyError: 'k'\n"

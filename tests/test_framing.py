@@ -18,7 +18,8 @@ from anyio.abc import ByteReceiveStream, ByteSendStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from isolated_workers import JsonSerializer, ProtocolError
-from isolated_workers._framing import (
+from isolated_workers._util import DEFAULT_MAX_FRAME_SIZE
+from isolated_workers._wire._framing import (
     HEADER,
     FrameParser,
     FrameReader,
@@ -26,9 +27,8 @@ from isolated_workers._framing import (
     encode_frame,
     frame_parts,
 )
-from isolated_workers._protocol import decode_body, encode_body
-from isolated_workers._streams import SocketStream
-from isolated_workers._util import DEFAULT_MAX_FRAME_SIZE
+from isolated_workers._wire._protocol import decode_body, encode_body
+from isolated_workers._wire._streams import SocketStream
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,7 @@ database) and bounds each example with a deadline (`anyio.fail_after`,
   the secret (and, as a control, against one that does).
 - C16: generated frame streams (valid requests of ``tests/workers/fuzz_messages``,
   bad bodies, wrong kinds, duplicate and cancelled transactions, truncated and
-  oversized tails) fed to the worker's `_Server` in-process over a socketpair,
+  oversized tails) fed to the worker's `Server` in-process over a socketpair,
   then to one real worker process. The server may only answer as the model
   says, refuse with `ProtocolError` descriptions, or stop cleanly; a valid
   request written after the garbage still gets its own answer.
@@ -49,9 +49,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from isolated_workers import JsonSerializer, ProtocolError
-from isolated_workers._bootstrap import BOOTSTRAP_ENV, write_bootstrap
-from isolated_workers._framing import HEADER, FrameReader, Kind, encode_frame
-from isolated_workers._handshake import (
+from isolated_workers._util import json_dumps
+from isolated_workers._wire._bootstrap import BOOTSTRAP_ENV, write_bootstrap
+from isolated_workers._wire._framing import HEADER, FrameReader, Kind, encode_frame
+from isolated_workers._wire._handshake import (
     HOST_GREETING_SIZE,
     MAGIC,
     WORKER_REPLY_SIZE,
@@ -61,13 +62,10 @@ from isolated_workers._handshake import (
     recv_exactly,
     worker_authenticate,
 )
-from isolated_workers._protocol import error_from_payload
-from isolated_workers._streams import SocketStream
-from isolated_workers._util import json_dumps
-from isolated_workers._worker import (
-    _Server,  # pyright: ignore[reportPrivateUsage]
-    _Session,  # pyright: ignore[reportPrivateUsage]
-)
+from isolated_workers._wire._protocol import error_from_payload
+from isolated_workers._wire._streams import SocketStream
+from isolated_workers._worker._server import Server
+from isolated_workers._worker._session import Session
 from tests.conftest import HAVE_TRIO
 from tests.test_framing import MemoryReceive, MemorySend
 from tests.test_security import RecordingStream
@@ -980,8 +978,8 @@ class Replies:
 # --------------------------------------------------- C16: in-process server
 
 
-class StandInSession(_Session):
-    """What `_Server` needs of a session: the connected socket, nothing else."""
+class StandInSession(Session):
+    """What `Server` needs of a session: the connected socket, nothing else."""
 
     def __init__(self, sock: socket.socket) -> None:  # no bootstrap, no handshake
         self.channel = sock
@@ -1008,7 +1006,7 @@ async def deliver(
 
 
 async def serve_in_process(stream: Stream) -> None:
-    """Feed ``stream`` to a fresh `_Server`; check its replies and that it stops
+    """Feed ``stream`` to a fresh `Server`; check its replies and that it stops
     cleanly when the stream ends (or when the stream says it must stop)."""
     plan = Conversation().plan(stream)
     replies = Replies(plan)
@@ -1016,7 +1014,7 @@ async def serve_in_process(stream: Stream) -> None:
     host_sock, server_sock = socket.socketpair()
     with server_sock:
         async with SocketStream(host_sock) as host:
-            server = _Server(
+            server = Server(
                 StandInSession(server_sock),
                 Messages,
                 make_handlers(),
@@ -1077,7 +1075,7 @@ async def serve_in_process(stream: Stream) -> None:
 @fuzz(1000)
 @given(stream=streams(tails=True))
 async def test_c16_in_process(stream: Stream) -> None:
-    """C16: generated streams against `_Server` in-process: only the model's
+    """C16: generated streams against `Server` in-process: only the model's
     replies and `ProtocolError` refusals, a clean stop, never a crash or hang;
     the probe after the stream gets its own answer (no desync)."""
     await serve_in_process(stream)

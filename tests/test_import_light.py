@@ -19,7 +19,7 @@ from isolated_workers import open_worker
 from tests.workers.unit_messages import LoadedModules, Messages, WorkerInfo
 
 HEAVY = ["trio", "cattrs", "msgpack", "hypothesis"]
-HOST_SIDE = ["isolated_workers._client", "isolated_workers._host", "subprocess"]
+HOST_SIDE = ["isolated_workers._host", "subprocess"]
 
 
 @pytest.fixture

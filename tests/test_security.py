@@ -36,9 +36,9 @@ import anyio
 import anyio.abc
 import pytest
 
-import isolated_workers._handshake as handshake
-import isolated_workers._host as host_module
-import isolated_workers._transport as transport_module
+import isolated_workers._host._open as host_module
+import isolated_workers._host._transport as transport_module
+import isolated_workers._wire._handshake as handshake
 from isolated_workers import (
     JsonSerializer,
     PickleSerializer,
@@ -47,9 +47,13 @@ from isolated_workers import (
     WorkerStartupError,
     open_worker,
 )
-from isolated_workers._bootstrap import ALLOCATOR_ENV, BOOTSTRAP_ENV, write_bootstrap
-from isolated_workers._framing import HEADER, Kind, encode_frame
-from isolated_workers._handshake import (
+from isolated_workers._wire._bootstrap import (
+    ALLOCATOR_ENV,
+    BOOTSTRAP_ENV,
+    write_bootstrap,
+)
+from isolated_workers._wire._framing import HEADER, Kind, encode_frame
+from isolated_workers._wire._handshake import (
     HOST_GREETING_SIZE,
     MAGIC,
     WORKER_REPLY_SIZE,
@@ -57,7 +61,7 @@ from isolated_workers._handshake import (
     host_authenticate,
     worker_authenticate,
 )
-from isolated_workers._protocol import encode_body
+from isolated_workers._wire._protocol import encode_body
 from tests.workers import sec_messages
 from tests.workers.ext_messages import Guarded
 from tests.workers.ext_messages import Messages as ExtMessages

@@ -21,7 +21,7 @@ from isolated_workers import (
     Timeouts,
     open_worker,
 )
-from isolated_workers._protocol import decode_body, encode_body
+from isolated_workers._wire._protocol import decode_body, encode_body
 from tests.workers.ext_messages import (
     Echo,
     Explode,

@@ -22,18 +22,18 @@ import anyio
 import pytest
 from anyio.abc import Process
 
-import isolated_workers._host as host_module
+import isolated_workers._host._open as host_module
 from isolated_workers import (
     SerializerMismatchError,
     Timeouts,
     WorkerStartupError,
     open_worker,
 )
-from isolated_workers._bootstrap import BOOTSTRAP_ENV, write_bootstrap
-from isolated_workers._framing import FrameReader, Kind, encode_frame
-from isolated_workers._handshake import host_authenticate
-from isolated_workers._process import spawn as original_spawn
+from isolated_workers._host._process import spawn as original_spawn
 from isolated_workers._util import json_dumps, json_loads
+from isolated_workers._wire._bootstrap import BOOTSTRAP_ENV, write_bootstrap
+from isolated_workers._wire._framing import FrameReader, Kind, encode_frame
+from isolated_workers._wire._handshake import host_authenticate
 from tests.workers.bad_serializer import Json2Serializer
 from tests.workers.messages import Add, Echo, Echoed, Messages, Recall
 

@@ -36,9 +36,9 @@ import psutil
 import pytest
 
 import isolated_workers
-import isolated_workers._host as host_module
-import isolated_workers._process as process_module
-import isolated_workers._transport as transport_module
+import isolated_workers._host._open as host_module
+import isolated_workers._host._process as process_module
+import isolated_workers._host._transport as transport_module
 from isolated_workers import (
     Exited,
     PipeTransport,
@@ -52,14 +52,14 @@ from isolated_workers import (
     WorkerTimeoutError,
     open_worker,
 )
-from isolated_workers._bootstrap import BOOTSTRAP_ENV, write_bootstrap
-from isolated_workers._handshake import (
+from isolated_workers._host._transport import default_transport
+from isolated_workers._wire._bootstrap import BOOTSTRAP_ENV, write_bootstrap
+from isolated_workers._wire._handshake import (
     HOST_GREETING_SIZE,
     MAGIC,
     WORKER_REPLY_SIZE,
     host_authenticate,
 )
-from isolated_workers._transport import default_transport
 from tests import _leaks
 from tests.workers import messages as echo_messages
 from tests.workers.tr_messages import (
@@ -882,7 +882,7 @@ def test_pipe_worker_gives_up_on_a_silent_host() -> None:
             },
         )
         with subprocess.Popen(
-            [sys.executable, "-m", "isolated_workers._launcher", "-m", WORKER],
+            [sys.executable, "-m", "isolated_workers._worker._launcher", "-m", WORKER],
             stdin=child_stdin,
             stdout=child_stdout,
             stderr=subprocess.DEVNULL,

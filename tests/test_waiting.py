@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from isolated_workers._waiting import Deadlines, waiter_factory
+from isolated_workers._host._waiting import Deadlines, waiter_factory
 
 pytestmark = pytest.mark.anyio
 

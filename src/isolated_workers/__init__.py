@@ -27,32 +27,32 @@ from ._errors import (
     WorkerTimeoutError,
 )
 from ._messages import Notification, Request
-from ._middleware import Direction, Envelope, Middleware
 from ._policies import Reject, Retry, ShutdownPolicy
 from ._registry import MessageRegistry, define_messages
-from ._serializers import (
+from ._timeouts import Timeouts
+from ._wire._middleware import Direction, Envelope, Middleware
+from ._wire._serializers import (
     JsonSerializer,
     MsgpackSerializer,
     PickleSerializer,
     Serializer,
 )
-from ._timeouts import Timeouts
-from ._worker import get_startup_data, run_worker, serve_worker
+from ._worker._api import get_startup_data, run_worker, serve_worker
 
 if TYPE_CHECKING:
-    from ._client import WorkerClient, WorkerState
-    from ._host import WorkerOptions, open_worker, start_worker
-    from ._transport import PipeTransport, UnixSocketTransport
+    from ._host._client import WorkerClient, WorkerState
+    from ._host._open import WorkerOptions, open_worker, start_worker
+    from ._host._transport import PipeTransport, UnixSocketTransport
 
 #: The host's names, and the module each comes from.
 _HOST_SIDE = {
-    "WorkerClient": "._client",
-    "WorkerState": "._client",
-    "WorkerOptions": "._host",
-    "open_worker": "._host",
-    "start_worker": "._host",
-    "PipeTransport": "._transport",
-    "UnixSocketTransport": "._transport",
+    "WorkerClient": "._host._client",
+    "WorkerState": "._host._client",
+    "WorkerOptions": "._host._open",
+    "open_worker": "._host._open",
+    "start_worker": "._host._open",
+    "PipeTransport": "._host._transport",
+    "UnixSocketTransport": "._host._transport",
 }
 
 __all__ = [

@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 import attrs
 
-from ._codec import Structurer, structurer_for
 from ._messages import Notification, Request
+from ._wire._codec import Structurer, structurer_for
 
 __all__ = ["MessageRegistry", "MessageSpec", "define_messages"]
 

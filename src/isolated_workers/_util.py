@@ -8,7 +8,7 @@ import sys
 import traceback
 from typing import Any, NoReturn
 
-from ._serializers import bytes_as_base64
+from ._wire._serializers import bytes_as_base64
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",

@@ -43,9 +43,9 @@ import struct
 import sys
 from typing import Any, NoReturn
 
-from isolated_workers._bootstrap import read_bootstrap
-from isolated_workers._framing import HEADER, Kind
-from isolated_workers._handshake import recv_exactly, worker_authenticate
+from isolated_workers._wire._bootstrap import read_bootstrap
+from isolated_workers._wire._framing import HEADER, Kind
+from isolated_workers._wire._handshake import recv_exactly, worker_authenticate
 
 info = read_bootstrap()
 assert info is not None, "not started by open_worker()"

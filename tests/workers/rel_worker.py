@@ -146,7 +146,7 @@ def _install_reply_then_die() -> None:
     code after a reply is written, and a timer would make the test depend on
     timing. The handler sets `dying`; its reply is the next frame written.
     """
-    from isolated_workers import _connection
+    from isolated_workers._wire import _connection
 
     connection: Any = _connection.Connection
     original = connection._flush

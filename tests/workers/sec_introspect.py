@@ -6,14 +6,15 @@ import json
 import os
 from pathlib import Path
 
-from isolated_workers import _worker, get_startup_data, run_worker
+from isolated_workers import get_startup_data, run_worker
+from isolated_workers._worker._session import connect
 from tests._leaks import open_fds
 from tests.workers.sec_messages import Introspect, Introspection, Messages
 
 startup = get_startup_data()  # performs the handshake
-assert _worker._session is not None
-SOCKET_FD = _worker._session.channel.fileno()  # type: ignore[union-attr]
-PIPE_FD = _worker._session.pipe_fd
+SESSION = connect()  # made by get_startup_data above
+SOCKET_FD = SESSION.channel.fileno()  # type: ignore[union-attr]
+PIPE_FD = SESSION.pipe_fd
 
 
 def _fds() -> dict[str, str]:

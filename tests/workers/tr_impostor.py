@@ -17,13 +17,13 @@ import contextlib
 import os
 import sys
 
-from isolated_workers import _bootstrap
-from isolated_workers._handshake import (
+from isolated_workers._wire import _bootstrap
+from isolated_workers._wire._handshake import (
     HOST_GREETING_SIZE,
     AuthenticationError,
     worker_authenticate,
 )
-from isolated_workers._streams import BlockingPipe
+from isolated_workers._wire._streams import BlockingPipe
 
 mode, out = sys.argv[1], sys.argv[2]
 if mode == "noise":

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import anyio
 
-from isolated_workers import _worker, get_startup_data, run_worker
+from isolated_workers import get_startup_data, run_worker
 from isolated_workers._util import current_backend
+from isolated_workers._worker._session import connect
 from tests._leaks import open_fds
 from tests.workers.tr_messages import (
     IMPORT_PRINT,
@@ -34,9 +35,9 @@ from tests.workers.tr_messages import (
 
 print(IMPORT_PRINT, flush=True)  # before the handshake
 get_startup_data()  # performs the handshake
-assert _worker._session is not None
-CHANNEL = _worker._session.channel
-PIPE_FD = _worker._session.pipe_fd
+SESSION = connect()  # made by get_startup_data above
+CHANNEL = SESSION.channel
+PIPE_FD = SESSION.pipe_fd
 notes: list[int] = []
 
 

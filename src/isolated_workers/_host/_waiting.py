@@ -15,7 +15,7 @@ from typing import Generic, Protocol, TypeVar
 
 import anyio
 
-from ._util import current_backend
+from .._util import current_backend
 
 __all__ = ["Deadlines", "Waiter", "waiter_factory"]
 

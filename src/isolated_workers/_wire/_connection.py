@@ -26,10 +26,10 @@ from collections.abc import Callable, Sequence
 
 import anyio
 
-from ._errors import ProtocolError
+from .._errors import ProtocolError
+from .._util import current_backend
 from ._framing import Frame, FrameParser
 from ._streams import Buffer, Channel
-from ._util import current_backend
 
 __all__ = ["HIGH_WATER", "Connection", "Outgoing"]
 

@@ -14,7 +14,7 @@ import sys
 
 from anyio.abc import ByteReceiveStream
 
-from ._errors import ProtocolError
+from .._errors import ProtocolError
 from ._streams import Buffer
 
 __all__ = [

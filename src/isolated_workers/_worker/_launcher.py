@@ -1,6 +1,6 @@
 """Start a worker whose stdin and stdout carry the protocol (`PipeTransport`).
 
-Run as ``python -m isolated_workers._launcher (-m MODULE | SCRIPT) [ARGS...]``.
+Run as ``python -m isolated_workers._worker._launcher (-m MODULE | SCRIPT) [ARGS...]``.
 Before any of the worker's own code runs, the pipes move to descriptors of
 their own; stdin then reads ``/dev/null`` and stdout writes to stderr, so that
 nothing the worker prints, from Python or from C, can reach the protocol.
@@ -12,7 +12,7 @@ import os
 import runpy
 import sys
 
-from . import _bootstrap
+from .._wire import _bootstrap
 
 
 def _take_stdio() -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import traceback
 from typing import Any, cast
 
+from .._errors import ProtocolError, RemoteError
 from ._codec import unstructure
-from ._errors import ProtocolError, RemoteError
 from ._serializers import Serializer
 from ._streams import Buffer
 

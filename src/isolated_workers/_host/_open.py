@@ -12,29 +12,29 @@ import anyio
 import attrs
 from anyio.abc import Process, TaskGroup, TaskStatus
 
-from ._bootstrap import BOOTSTRAP_ENV, write_bootstrap
-from ._client import WorkerClient, open_client
-from ._config import WorkerConfig
-from ._connection import Connection
-from ._errors import ProtocolError, SerializerMismatchError, WorkerStartupError
-from ._framing import MAX_FRAME_LIMIT, FrameReader, Kind, encode_frame
-from ._link import FrameHandler, LostHandler, OutputPumps, WorkerLink
-from ._middleware import Middleware
-from ._output import OutputMode, OutputSink
-from ._policies import ShutdownPolicy, Strategy
-from ._process import kill_and_reap, spawn
-from ._registry import MessageRegistry
-from ._serializers import Serializer
-from ._streams import NowaitStream
-from ._timeouts import Timeouts
-from ._transport import (
-    Endpoint,
-    Transport,
-)
-from ._util import (
+from .._errors import ProtocolError, SerializerMismatchError, WorkerStartupError
+from .._policies import ShutdownPolicy, Strategy
+from .._registry import MessageRegistry
+from .._timeouts import Timeouts
+from .._util import (
     DEFAULT_MAX_FRAME_SIZE,
     json_loads,
     raise_single,
+)
+from .._wire._bootstrap import BOOTSTRAP_ENV, write_bootstrap
+from .._wire._connection import Connection
+from .._wire._framing import MAX_FRAME_LIMIT, FrameReader, Kind, encode_frame
+from .._wire._middleware import Middleware
+from .._wire._serializers import Serializer
+from .._wire._streams import NowaitStream
+from ._client import WorkerClient, open_client
+from ._config import WorkerConfig
+from ._link import FrameHandler, LostHandler, OutputPumps, WorkerLink
+from ._output import OutputMode, OutputSink
+from ._process import kill_and_reap, spawn
+from ._transport import (
+    Endpoint,
+    Transport,
 )
 
 __all__ = ["WorkerOptions", "open_worker", "start_worker"]

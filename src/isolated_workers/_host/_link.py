@@ -10,13 +10,13 @@ from typing import Any
 import anyio
 from anyio.abc import Process, TaskGroup, TaskStatus
 
-from ._connection import Connection
-from ._errors import ConnectionClosed, ConnectionLost, Exited, ProtocolError
-from ._errors import ShutdownReason as Reason
-from ._framing import Frame, Kind, encode_frame
+from .._errors import ConnectionClosed, ConnectionLost, Exited, ProtocolError
+from .._errors import ShutdownReason as Reason
+from .._wire._connection import Connection
+from .._wire._framing import Frame, Kind, encode_frame
+from .._wire._streams import Buffer
 from ._output import OutputSink
 from ._process import kill_and_reap, stop_and_reap
-from ._streams import Buffer
 
 __all__ = ["STREAM_ERRORS", "OutputPumps", "WorkerLink"]
 

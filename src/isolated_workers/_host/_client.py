@@ -14,10 +14,7 @@ import anyio
 import attrs
 from anyio.abc import TaskGroup, TaskStatus
 
-from ._codec import StructureError
-from ._config import WorkerConfig
-from ._connection import HIGH_WATER, Outgoing
-from ._errors import (
+from .._errors import (
     ConnectionLost,
     ProtocolError,
     ShutdownReason,
@@ -25,16 +22,19 @@ from ._errors import (
     WorkerCrashedError,
     WorkerTimeoutError,
 )
-from ._framing import Kind, encode_frame, frame_parts
+from .._messages import Notification, Request
+from .._policies import Retry
+from .._registry import MessageSpec
+from .._util import log
+from .._wire._codec import StructureError
+from .._wire._connection import HIGH_WATER, Outgoing
+from .._wire._framing import Kind, encode_frame, frame_parts
+from .._wire._middleware import Envelope, EnvelopeKind, apply, check_meta
+from .._wire._protocol import decode_body, encode_body, error_from_payload
+from .._wire._streams import Buffer
+from ._config import WorkerConfig
 from ._link import STREAM_ERRORS, FrameHandler, LostHandler, WorkerLink
-from ._messages import Notification, Request
-from ._middleware import Envelope, EnvelopeKind, apply, check_meta
 from ._output import OutputSink
-from ._policies import Retry
-from ._protocol import decode_body, encode_body, error_from_payload
-from ._registry import MessageSpec
-from ._streams import Buffer
-from ._util import log
 from ._waiting import Deadlines, Waiter, waiter_factory
 
 __all__ = ["Spawner", "WorkerClient", "WorkerState", "open_client"]

@@ -8,7 +8,7 @@ from typing import Any, Literal, TypeAlias, cast
 
 import attrs
 
-from ._errors import ProtocolError
+from .._errors import ProtocolError
 
 __all__ = ["Direction", "Envelope", "EnvelopeKind", "Middleware", "apply", "check_meta"]
 

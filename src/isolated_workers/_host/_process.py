@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 import anyio
 from anyio.abc import Process
 
-from ._errors import WorkerStartupError
-from ._util import log
+from .._errors import WorkerStartupError
+from .._util import log
 
 __all__ = ["kill_and_reap", "signal_group", "spawn", "stop_and_reap"]
 

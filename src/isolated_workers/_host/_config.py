@@ -15,22 +15,22 @@ from typing import Any, cast
 
 import attrs
 
-from ._bootstrap import ALLOCATOR_ENV
-from ._codec import unstructure
-from ._errors import WorkerStartupError
-from ._middleware import Middleware
+from .._errors import WorkerStartupError
+from .._policies import ShutdownPolicy, Strategy
+from .._registry import MessageRegistry
+from .._timeouts import Timeouts
+from .._util import DEFAULT_MAX_FRAME_SIZE, current_backend, json_dumps
+from .._wire._bootstrap import ALLOCATOR_ENV
+from .._wire._codec import unstructure
+from .._wire._middleware import Middleware
+from .._wire._serializers import JsonSerializer, Serializer
 from ._output import OutputMode, check_output_mode
-from ._policies import ShutdownPolicy, Strategy
-from ._registry import MessageRegistry
-from ._serializers import JsonSerializer, Serializer
-from ._timeouts import Timeouts
 from ._transport import (
     PipeTransport,
     Transport,
     UnixSocketTransport,
     default_transport,
 )
-from ._util import DEFAULT_MAX_FRAME_SIZE, current_backend, json_dumps
 
 __all__ = ["WorkerConfig"]
 
@@ -126,7 +126,7 @@ class WorkerConfig:
         else:
             command = ["-m", target, *args]
         if isinstance(transport, PipeTransport):
-            command = ["-m", "isolated_workers._launcher", *command]
+            command = ["-m", "isolated_workers._worker._launcher", *command]
         try:
             hello = json_dumps(
                 {

@@ -9,7 +9,7 @@ from typing import Literal
 import anyio
 from anyio.abc import ByteReceiveStream
 
-from ._util import log
+from .._util import log
 
 __all__ = ["OutputMode", "OutputSink", "check_output_mode"]
 

@@ -1,276 +1,43 @@
-"""The worker side: `run_worker`, `serve_worker` and `get_startup_data`.
-
-Kept import-light: a worker imports only what it uses, and the event loop of
-the backend its host asked for.
-"""
+"""The worker's server: dispatches the host's frames and writes the replies."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
 import functools
-import importlib.util
 import inspect
 import logging
-import os
-import socket
-import sys
-import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar, overload
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
-from . import _bootstrap, _framing
-from ._bootstrap import read_bootstrap
-from ._codec import StructureError, structure
-from ._connection import Connection
-from ._errors import ProtocolError, SerializerMismatchError, WorkerStartupError
-from ._framing import Frame, FrameParser, Kind, encode_frame, frame_parts
-from ._handshake import recv_exactly, worker_authenticate
-from ._middleware import Envelope, Middleware, apply, check_meta
-from ._protocol import decode_body, describe_exception, encode_body
-from ._registry import MessageRegistry, MessageSpec
-from ._serializers import JsonSerializer, Serializer
-from ._streams import BlockingPipe, Buffer, Channel, PipeChannel, SocketChannel
-from ._util import (
-    DEFAULT_MAX_FRAME_SIZE,
-    json_dumps,
-    json_loads,
+from .._errors import ProtocolError
+from .._registry import MessageRegistry, MessageSpec
+from .._util import (
     log,
-    raise_single,
 )
-from ._watchdog import enable_crash_reports, exit_if_host_gone, watch_host
-
-__all__ = ["get_startup_data", "run_worker", "serve_worker"]
+from .._wire import _framing
+from .._wire._codec import StructureError
+from .._wire._connection import Connection
+from .._wire._framing import Frame, Kind, frame_parts
+from .._wire._middleware import Envelope, Middleware, apply, check_meta
+from .._wire._protocol import decode_body, describe_exception, encode_body
+from .._wire._serializers import Serializer
+from .._wire._streams import Buffer
+from ._session import Session
 
 logger = logging.getLogger("isolated_workers.worker")
 
-T = TypeVar("T")
 Handler = Callable[[Any], Any]
-
-
-class _Session:
-    """The authenticated connection to the host and what it sent at the handshake."""
-
-    def __init__(self) -> None:
-        info = read_bootstrap()
-        if info is None:
-            raise RuntimeError(
-                "not in a worker process: this function works only in a process "
-                "started by isolated_workers.open_worker()"
-            )
-        enable_crash_reports()
-        self.pipe_fd: int = info["pipe_fd"]
-        socket_path: str | None = info.get("socket")
-        watch_host(self.pipe_fd, socket_path)
-        exit_if_host_gone(self.pipe_fd, socket_path)
-        self.channel: socket.socket | BlockingPipe
-        if socket_path is None:
-            if _bootstrap.stdio_channel is None:
-                raise RuntimeError("a pipe worker must be started by its launcher")
-            self.channel = BlockingPipe(
-                *_bootstrap.stdio_channel, info["connect_timeout"]
-            )
-        else:
-            self.channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.channel.settimeout(info["connect_timeout"])
-        try:
-            if isinstance(self.channel, socket.socket) and socket_path is not None:
-                self.channel.connect(socket_path)
-            worker_authenticate(self.channel, bytes.fromhex(info["secret"]))
-            size, kind, _ = _framing.HEADER.unpack(
-                recv_exactly(self.channel, _framing.HEADER.size)
-            )
-            if kind != Kind.HELLO or size != info["hello_size"]:
-                raise ProtocolError("the host's greeting is malformed")
-            self.hello: dict[str, Any] = json_loads(recv_exactly(self.channel, size))
-        except BaseException as exc:
-            self._close()
-            if isinstance(exc, OSError):  # a host that died meanwhile, perhaps
-                exit_if_host_gone(self.pipe_fd, socket_path)
-            raise
-        self.ready_sent = False
-
-    def send_ready(self, **fields: Any) -> None:
-        body = json_dumps(fields)
-        frame = encode_frame(Kind.READY, 0, body, _framing.MAX_FRAME_LIMIT)
-        self.channel.sendall(frame)
-        self.ready_sent = True
-
-    def open_connection(self, max_frame_size: int) -> Connection:
-        """The connection for the event loop; it owns the channel from now on."""
-        channel: Channel
-        if isinstance(self.channel, socket.socket):
-            channel = SocketChannel(self.channel)
-        else:
-            channel = PipeChannel(self.channel.read_fd, self.channel.write_fd)
-        return Connection(channel, FrameParser(max_frame_size))
-
-    def _close(self) -> None:
-        if isinstance(self.channel, socket.socket):
-            self.channel.close()
-        else:
-            os.close(self.channel.read_fd)
-            os.close(self.channel.write_fd)
-
-
-_session: _Session | None = None
-_session_lock = threading.Lock()
-
-
-def _connect() -> _Session:
-    global _session
-    with _session_lock:
-        if _session is None:
-            _session = _Session()
-        return _session
-
-
-@overload
-def get_startup_data(as_type: None = None) -> Any: ...
-@overload
-def get_startup_data(as_type: type[T]) -> T: ...
-def get_startup_data(as_type: Any = None) -> Any:
-    """Return the startup data the host passed to `open_worker`.
-
-    The first call performs the handshake with the host, so it works at module
-    level, before `run_worker` is called.
-
-    Args:
-        as_type: Structure the data into this type (an attrs class, say);
-            without it the plain decoded data is returned.
-
-    Raises:
-        RuntimeError: Not called in a worker process.
-    """
-    data = _connect().hello.get("startup_data")
-    return data if as_type is None else structure(data, as_type)
-
-
-def run_worker(
-    messages: MessageRegistry,
-    handlers: Mapping[type, Handler],
-    *,
-    middleware: Sequence[Middleware] = (),
-    serializer: Serializer | None = None,
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-) -> None:
-    """Serve the host until it closes the worker; the worker's blocking entry point.
-
-    Runs the event loop the host asked for: asyncio, Trio, or asyncio on
-    uvloop.
-
-    Args:
-        messages: The registry shared with the host.
-        handlers: A handler for every message class of the registry; sync or
-            async callables taking the message and returning its result.
-        middleware: Functions run on every incoming message before its
-            handler and on every outgoing reply, in order (see `Middleware`).
-        serializer: Must match the host's (default: `JsonSerializer`).
-        max_frame_size: The largest message accepted or sent, in bytes.
-
-    Raises:
-        WorkerStartupError: A handler is missing or the contract differs from
-            the host's; the host's `open_worker` raises it too.
-        SerializerMismatchError: The host uses another serializer.
-    """
-    session = _connect()
-    backend = session.hello.get("backend", "asyncio")
-    server = _prepare(
-        session,
-        messages,
-        handlers,
-        middleware,
-        serializer,
-        max_frame_size,
-        backend=backend,
-    )
-    options = {"use_uvloop": True} if backend == "uvloop" else {}
-    try:
-        anyio.run(
-            server.serve,
-            backend="trio" if backend == "trio" else "asyncio",
-            backend_options=options,
-        )
-    except BaseExceptionGroup as group:
-        raise_single(group)
-
-
-async def serve_worker(
-    messages: MessageRegistry,
-    handlers: Mapping[type, Handler],
-    *,
-    middleware: Sequence[Middleware] = (),
-    serializer: Serializer | None = None,
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-) -> None:
-    """Like `run_worker`, inside an event loop the worker already runs."""
-    session = (
-        _session if _session is not None else await anyio.to_thread.run_sync(_connect)
-    )
-    server = _prepare(
-        session, messages, handlers, middleware, serializer, max_frame_size
-    )
-    await server.serve()
-
-
-def _prepare(
-    session: _Session,
-    messages: MessageRegistry,
-    handlers: Mapping[type, Handler],
-    middleware: Sequence[Middleware],
-    serializer: Serializer | None,
-    max_frame_size: int,
-    *,
-    backend: str | None = None,
-) -> _Server:
-    if session.ready_sent:
-        raise RuntimeError("this worker is already serving its host")
-    serializer = serializer if serializer is not None else JsonSerializer()
-    hello = session.hello
-    problem: WorkerStartupError | None = None
-    if backend is not None and importlib.util.find_spec(backend) is None:
-        problem = WorkerStartupError(
-            f"the host asked for a {backend} worker, but {backend} is not "
-            f"installed for {sys.executable}"
-        )
-    elif hello.get("serializer") != serializer.name:
-        problem = SerializerMismatchError(
-            f"the host uses serializer {hello.get('serializer')!r}, "
-            f"the worker {serializer.name!r}"
-        )
-    elif differing := messages.differences(hello.get("messages", {})):
-        problem = WorkerStartupError(
-            f"host and worker define these messages differently: {', '.join(differing)}"
-        )
-    else:
-        missing = [cls.__qualname__ for cls in messages if cls not in handlers]
-        unknown = [
-            getattr(c, "__qualname__", repr(c)) for c in handlers if c not in messages
-        ]
-        if missing:
-            problem = WorkerStartupError(
-                f"the worker has no handler for: {', '.join(missing)}"
-            )
-        elif unknown:
-            problem = WorkerStartupError(
-                f"the worker has handlers for messages not in the registry: "
-                f"{', '.join(unknown)}"
-            )
-    if problem is not None:
-        session.send_ready(ok=False, error=type(problem).__name__, message=str(problem))
-        raise problem
-    session.send_ready(ok=True)
-    return _Server(session, messages, handlers, serializer, max_frame_size, middleware)
 
 
 class _Stop(Exception):
     """The host asked the worker to stop."""
 
 
-class _Server:
+class Server:
     """Dispatches the host's frames to the handlers and writes the replies.
 
     Frames arrive in a synchronous callback (see `Connection`). A sync handler
@@ -281,7 +48,7 @@ class _Server:
 
     def __init__(
         self,
-        session: _Session,
+        session: Session,
         messages: MessageRegistry,
         handlers: Mapping[type, Handler],
         serializer: Serializer,

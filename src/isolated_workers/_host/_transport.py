@@ -18,9 +18,9 @@ from typing import Any
 import anyio
 import attrs
 
-from ._errors import WorkerStartupError
-from ._handshake import AuthenticationError, host_authenticate
-from ._streams import NowaitStream, PipeStream, SocketStream
+from .._errors import WorkerStartupError
+from .._wire._handshake import AuthenticationError, host_authenticate
+from .._wire._streams import NowaitStream, PipeStream, SocketStream
 
 __all__ = [
     "Endpoint",

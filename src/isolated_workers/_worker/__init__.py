@@ -1,0 +1,1 @@
+"""The worker side: the launcher, the session with the host, the server."""

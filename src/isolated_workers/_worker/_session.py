@@ -1,0 +1,107 @@
+"""The worker's session with its host: connect, authenticate, read the greeting.
+
+One per process, made by the first call that needs it (`get_startup_data` at
+module level, or `run_worker`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from typing import Any
+
+from .._errors import ProtocolError
+from .._util import (
+    json_dumps,
+    json_loads,
+)
+from .._wire import _bootstrap, _framing
+from .._wire._bootstrap import read_bootstrap
+from .._wire._connection import Connection
+from .._wire._framing import FrameParser, Kind, encode_frame
+from .._wire._handshake import recv_exactly, worker_authenticate
+from .._wire._streams import BlockingPipe, Channel, PipeChannel, SocketChannel
+from ._watchdog import enable_crash_reports, exit_if_host_gone, watch_host
+
+
+class Session:
+    """The authenticated connection to the host and what it sent at the handshake."""
+
+    def __init__(self) -> None:
+        info = read_bootstrap()
+        if info is None:
+            raise RuntimeError(
+                "not in a worker process: this function works only in a process "
+                "started by isolated_workers.open_worker()"
+            )
+        enable_crash_reports()
+        self.pipe_fd: int = info["pipe_fd"]
+        socket_path: str | None = info.get("socket")
+        watch_host(self.pipe_fd, socket_path)
+        exit_if_host_gone(self.pipe_fd, socket_path)
+        self.channel: socket.socket | BlockingPipe
+        if socket_path is None:
+            if _bootstrap.stdio_channel is None:
+                raise RuntimeError("a pipe worker must be started by its launcher")
+            self.channel = BlockingPipe(
+                *_bootstrap.stdio_channel, info["connect_timeout"]
+            )
+        else:
+            self.channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.channel.settimeout(info["connect_timeout"])
+        try:
+            if isinstance(self.channel, socket.socket) and socket_path is not None:
+                self.channel.connect(socket_path)
+            worker_authenticate(self.channel, bytes.fromhex(info["secret"]))
+            size, kind, _ = _framing.HEADER.unpack(
+                recv_exactly(self.channel, _framing.HEADER.size)
+            )
+            if kind != Kind.HELLO or size != info["hello_size"]:
+                raise ProtocolError("the host's greeting is malformed")
+            self.hello: dict[str, Any] = json_loads(recv_exactly(self.channel, size))
+        except BaseException as exc:
+            self._close()
+            if isinstance(exc, OSError):  # a host that died meanwhile, perhaps
+                exit_if_host_gone(self.pipe_fd, socket_path)
+            raise
+        self.ready_sent = False
+
+    def send_ready(self, **fields: Any) -> None:
+        body = json_dumps(fields)
+        frame = encode_frame(Kind.READY, 0, body, _framing.MAX_FRAME_LIMIT)
+        self.channel.sendall(frame)
+        self.ready_sent = True
+
+    def open_connection(self, max_frame_size: int) -> Connection:
+        """The connection for the event loop; it owns the channel from now on."""
+        channel: Channel
+        if isinstance(self.channel, socket.socket):
+            channel = SocketChannel(self.channel)
+        else:
+            channel = PipeChannel(self.channel.read_fd, self.channel.write_fd)
+        return Connection(channel, FrameParser(max_frame_size))
+
+    def _close(self) -> None:
+        if isinstance(self.channel, socket.socket):
+            self.channel.close()
+        else:
+            os.close(self.channel.read_fd)
+            os.close(self.channel.write_fd)
+
+
+_session: Session | None = None
+_session_lock = threading.Lock()
+
+
+def connect() -> Session:
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = Session()
+        return _session
+
+
+def current() -> Session | None:
+    """The session, if one was made."""
+    return _session
