@@ -10,11 +10,13 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
+import isolated_workers
 from isolated_workers import open_worker
 from tests.workers.unit_messages import LoadedModules, Messages, WorkerInfo
 
@@ -86,3 +88,18 @@ async def test_asyncio_worker_does_not_load_trio() -> None:
             assert await worker.send(WorkerInfo()) == {"backend": "asyncio"}
             loaded = await worker.send(LoadedModules([*HEAVY, "isolated_workers"]))
     assert loaded == ["isolated_workers"]
+
+
+def test_each_side_imports_only_the_shared_code() -> None:
+    """``_wire`` imports neither side, and neither side imports the other."""
+    package = Path(isolated_workers.__file__).parent
+    for side, foreign in [
+        ("_wire", ("_host", "_worker")),
+        ("_host", ("_worker",)),
+        ("_worker", ("_host",)),
+    ]:
+        for module in (package / side).glob("*.py"):
+            for node in ast.walk(ast.parse(module.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    top = node.module.removeprefix("isolated_workers.").split(".")[0]
+                    assert top not in foreign, f"{side}/{module.name} imports {top}"
