@@ -978,16 +978,6 @@ class Replies:
 # --------------------------------------------------- C16: in-process server
 
 
-class StandInSession(Session):
-    """What `Server` needs of a session: the connected socket, nothing else."""
-
-    def __init__(self, sock: socket.socket) -> None:  # no bootstrap, no handshake
-        self.channel = sock
-        self.sock = sock
-        self.hello: dict[str, Any] = {}
-        self.ready_sent = True
-
-
 async def deliver(
     stream: SocketStream,
     server_sock: socket.socket,
@@ -1015,7 +1005,7 @@ async def serve_in_process(stream: Stream) -> None:
     with server_sock:
         async with SocketStream(host_sock) as host:
             server = Server(
-                StandInSession(server_sock),
+                Session(-1, server_sock, {}, ready_sent=True),
                 Messages,
                 make_handlers(),
                 JsonSerializer(),

@@ -970,8 +970,8 @@ async def test_worker_inherits_no_host_fds(
             host_fds = _fd_targets()
             link = worker._link
             assert link is not None
-            assert link._pipe_fd is not None
-            pipe_target = host_fds[link._pipe_fd]  # the host's end of the pipe
+            assert link.pipe_fd is not None
+            pipe_target = host_fds[link.pipe_fd]  # the host's end of the pipe
     fds = {int(fd): target for fd, target in seen.fds.items()}
     assert {0, 1, 2, seen.socket_fd, seen.pipe_fd} <= set(fds)
     assert fds[seen.socket_fd].startswith("socket:")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
+import attrs
 from anyio.abc import Process, TaskGroup, TaskStatus
 
 from .._errors import ConnectionClosed, ConnectionLost, Exited, ProtocolError
@@ -33,21 +35,26 @@ FrameHandler = Callable[["WorkerLink", int, int, "bytes | bytearray"], None]
 LostHandler = Callable[["WorkerLink", Reason], None]
 
 
+@attrs.define(eq=False)
 class OutputPumps:
     """Forward a worker's piped stdout and stderr to the client's sink."""
 
-    def __init__(self, output: OutputSink, process: Process) -> None:
-        self.tail = output.new_tail()
-        self._scopes: list[anyio.CancelScope] = []
-        self._stderr_done = anyio.Event()
-        self._output = output
-        self._process = process
+    output: OutputSink
+    process: Process
+    tail: deque[str] = attrs.field(init=False)
+    _scopes: list[anyio.CancelScope] = attrs.field(
+        init=False, factory=list[anyio.CancelScope]
+    )
+    _stderr_done: anyio.Event = attrs.field(init=False, factory=anyio.Event)
+
+    def __attrs_post_init__(self) -> None:
+        self.tail = self.output.new_tail()
 
     def start(self, task_group: TaskGroup) -> None:
-        if self._process.stdout is not None:
-            task_group.start_soon(self._pump, self._process.stdout, "stdout")
-        if self._process.stderr is not None:
-            task_group.start_soon(self._pump, self._process.stderr, "stderr")
+        if self.process.stdout is not None:
+            task_group.start_soon(self._pump, self.process.stdout, "stdout")
+        if self.process.stderr is not None:
+            task_group.start_soon(self._pump, self.process.stderr, "stderr")
         else:
             self._stderr_done.set()
 
@@ -55,7 +62,7 @@ class OutputPumps:
         try:
             with anyio.CancelScope() as scope:
                 self._scopes.append(scope)
-                await self._output.pump(stream, name, self._process.pid, self.tail)
+                await self.output.pump(stream, name, self.process.pid, self.tail)
         finally:
             if name == "stderr":
                 self._stderr_done.set()
@@ -70,6 +77,7 @@ class OutputPumps:
         return "\n".join(self.tail)
 
 
+@attrs.define(eq=False, kw_only=True)
 class WorkerLink:
     """One worker process and its authenticated connection.
 
@@ -77,37 +85,30 @@ class WorkerLink:
     kills and reaps the process and releases its resources. It never raises.
     """
 
-    def __init__(
-        self,
-        *,
-        process: Process,
-        connection: Connection,
-        pipe_fd: int,
-        pumps: OutputPumps | None,
-        max_frame_size: int,
-        on_frame: FrameHandler,
-        on_lost: LostHandler,
-    ) -> None:
-        self.process = process
-        self.pid = process.pid
-        self.connected = True
-        self.exited = anyio.Event()
-        self.stderr_tail = ""
-        self.connection = connection
-        self._pipe_fd: int | None = pipe_fd
-        self._pumps = pumps
-        self._max = max_frame_size
-        self._on_frame = on_frame
-        self._on_lost = on_lost
-        self._closing = False
-        self._reported = False
-        self._released = False
-        self._ended = anyio.Event()
-        #: Why the worker was lost, once it was, and the event saying so.
-        self.lost_reason: Reason | None = None
-        self.lost = anyio.Event()
-        #: How the connection ended, once it did (before the loss is reported).
-        self.hang_up: Reason | None = None
+    process: Process
+    connection: Connection
+    #: The host's end of the bootstrap pipe, held open while the worker lives.
+    pipe_fd: int | None
+    pumps: OutputPumps | None
+    max_frame_size: int
+    on_frame: FrameHandler
+    on_lost: LostHandler
+    pid: int = attrs.field(init=False)
+    connected: bool = attrs.field(init=False, default=True)
+    exited: anyio.Event = attrs.field(init=False, factory=anyio.Event)
+    stderr_tail: str = attrs.field(init=False, default="")
+    _closing: bool = attrs.field(init=False, default=False)
+    _reported: bool = attrs.field(init=False, default=False)
+    _released: bool = attrs.field(init=False, default=False)
+    _ended: anyio.Event = attrs.field(init=False, factory=anyio.Event)
+    #: Why the worker was lost, once it was, and the event saying so.
+    lost_reason: Reason | None = attrs.field(init=False, default=None)
+    lost: anyio.Event = attrs.field(init=False, factory=anyio.Event)
+    #: How the connection ended, once it did (before the loss is reported).
+    hang_up: Reason | None = attrs.field(init=False, default=None)
+
+    def __attrs_post_init__(self) -> None:
+        self.pid = self.process.pid
 
     @property
     def is_active(self) -> bool:
@@ -142,7 +143,7 @@ class WorkerLink:
             if self._ended.is_set():  # nothing writes frames any more
                 self.connection.shutdown_write()  # which also asks it to stop
             elif not self.exited.is_set() and self.connected:
-                self.post((encode_frame(Kind.SHUTDOWN, 0, b"", self._max),))
+                self.post((encode_frame(Kind.SHUTDOWN, 0, b"", self.max_frame_size),))
             await stop_and_reap(self.process, grace)
             await self._release(kill=False)
             self._ended.set()
@@ -171,7 +172,7 @@ class WorkerLink:
 
     def _deliver(self, frames: list[Frame]) -> None:
         for kind, tx, body in frames:
-            self._on_frame(self, kind, tx, body)
+            self.on_frame(self, kind, tx, body)
 
     async def _read_frames(self) -> None:
         reason: Reason
@@ -198,12 +199,12 @@ class WorkerLink:
         if self._reported or self._closing:
             return
         self._reported = True
-        if self._pumps is not None:
-            self.stderr_tail = await self._pumps.drain()
+        if self.pumps is not None:
+            self.stderr_tail = await self.pumps.drain()
         if not self._closing:
             self.lost_reason = reason
             self.lost.set()
-            self._on_lost(self, reason)
+            self.on_lost(self, reason)
         self._ended.set()
 
     async def _release(self, *, kill: bool) -> None:
@@ -213,9 +214,9 @@ class WorkerLink:
             self._released = True
             self.exited.set()
             self.connected = False
-            if self._pumps is not None:
-                self.stderr_tail = await self._pumps.drain()
+            if self.pumps is not None:
+                self.stderr_tail = await self.pumps.drain()
             self.connection.close()
-            if self._pipe_fd is not None:
-                os.close(self._pipe_fd)
-                self._pipe_fd = None
+            if self.pipe_fd is not None:
+                os.close(self.pipe_fd)
+                self.pipe_fd = None

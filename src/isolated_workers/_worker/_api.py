@@ -165,4 +165,6 @@ def _prepare(
         session.send_ready(ok=False, error=type(problem).__name__, message=str(problem))
         raise problem
     session.send_ready(ok=True)
-    return Server(session, messages, handlers, serializer, max_frame_size, middleware)
+    return Server(
+        session, messages, handlers, serializer, max_frame_size, tuple(middleware)
+    )

@@ -11,11 +11,10 @@ import socket
 import threading
 from typing import Any
 
+import attrs
+
 from .._errors import ProtocolError
-from .._util import (
-    json_dumps,
-    json_loads,
-)
+from .._util import json_dumps, json_loads
 from .._wire import _bootstrap, _framing
 from .._wire._bootstrap import read_bootstrap
 from .._wire._connection import Connection
@@ -25,47 +24,15 @@ from .._wire._streams import BlockingPipe, Channel, PipeChannel, SocketChannel
 from ._watchdog import enable_crash_reports, exit_if_host_gone, watch_host
 
 
+@attrs.define(eq=False)
 class Session:
     """The authenticated connection to the host and what it sent at the handshake."""
 
-    def __init__(self) -> None:
-        info = read_bootstrap()
-        if info is None:
-            raise RuntimeError(
-                "not in a worker process: this function works only in a process "
-                "started by isolated_workers.open_worker()"
-            )
-        enable_crash_reports()
-        self.pipe_fd: int = info["pipe_fd"]
-        socket_path: str | None = info.get("socket")
-        watch_host(self.pipe_fd, socket_path)
-        exit_if_host_gone(self.pipe_fd, socket_path)
-        self.channel: socket.socket | BlockingPipe
-        if socket_path is None:
-            if _bootstrap.stdio_channel is None:
-                raise RuntimeError("a pipe worker must be started by its launcher")
-            self.channel = BlockingPipe(
-                *_bootstrap.stdio_channel, info["connect_timeout"]
-            )
-        else:
-            self.channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.channel.settimeout(info["connect_timeout"])
-        try:
-            if isinstance(self.channel, socket.socket) and socket_path is not None:
-                self.channel.connect(socket_path)
-            worker_authenticate(self.channel, bytes.fromhex(info["secret"]))
-            size, kind, _ = _framing.HEADER.unpack(
-                recv_exactly(self.channel, _framing.HEADER.size)
-            )
-            if kind != Kind.HELLO or size != info["hello_size"]:
-                raise ProtocolError("the host's greeting is malformed")
-            self.hello: dict[str, Any] = json_loads(recv_exactly(self.channel, size))
-        except BaseException as exc:
-            self._close()
-            if isinstance(exc, OSError):  # a host that died meanwhile, perhaps
-                exit_if_host_gone(self.pipe_fd, socket_path)
-            raise
-        self.ready_sent = False
+    #: The read end of the bootstrap pipe, whose end of file means the host died.
+    pipe_fd: int
+    channel: socket.socket | BlockingPipe
+    hello: dict[str, Any]
+    ready_sent: bool = False
 
     def send_ready(self, **fields: Any) -> None:
         body = json_dumps(fields)
@@ -82,12 +49,48 @@ class Session:
             channel = PipeChannel(self.channel.read_fd, self.channel.write_fd)
         return Connection(channel, FrameParser(max_frame_size))
 
-    def _close(self) -> None:
-        if isinstance(self.channel, socket.socket):
-            self.channel.close()
+
+def _handshake() -> Session:
+    """Connect to the host, authenticate, and read its greeting."""
+    info = read_bootstrap()
+    if info is None:
+        raise RuntimeError(
+            "not in a worker process: this function works only in a process "
+            "started by isolated_workers.open_worker()"
+        )
+    enable_crash_reports()
+    pipe_fd: int = info["pipe_fd"]
+    socket_path: str | None = info.get("socket")
+    watch_host(pipe_fd, socket_path)
+    exit_if_host_gone(pipe_fd, socket_path)
+    channel: socket.socket | BlockingPipe
+    if socket_path is None:
+        if _bootstrap.stdio_channel is None:
+            raise RuntimeError("a pipe worker must be started by its launcher")
+        channel = BlockingPipe(*_bootstrap.stdio_channel, info["connect_timeout"])
+    else:
+        channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        channel.settimeout(info["connect_timeout"])
+    try:
+        if isinstance(channel, socket.socket) and socket_path is not None:
+            channel.connect(socket_path)
+        worker_authenticate(channel, bytes.fromhex(info["secret"]))
+        size, kind, _ = _framing.HEADER.unpack(
+            recv_exactly(channel, _framing.HEADER.size)
+        )
+        if kind != Kind.HELLO or size != info["hello_size"]:
+            raise ProtocolError("the host's greeting is malformed")
+        hello = json_loads(recv_exactly(channel, size))
+    except BaseException as exc:
+        if isinstance(channel, socket.socket):
+            channel.close()
         else:
-            os.close(self.channel.read_fd)
-            os.close(self.channel.write_fd)
+            os.close(channel.read_fd)
+            os.close(channel.write_fd)
+        if isinstance(exc, OSError):  # a host that died meanwhile, perhaps
+            exit_if_host_gone(pipe_fd, socket_path)
+        raise
+    return Session(pipe_fd, channel, hello)
 
 
 _session: Session | None = None
@@ -95,10 +98,11 @@ _session_lock = threading.Lock()
 
 
 def connect() -> Session:
+    """The session, made by the first call."""
     global _session
     with _session_lock:
         if _session is None:
-            _session = Session()
+            _session = _handshake()
         return _session
 
 
