@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import pytest
@@ -368,3 +369,34 @@ def test_a_large_frame_is_read_into_a_buffer_of_its_size() -> None:
     assert id(big) in buffers  # read into, not copied out of
     assert small == b"next"
     assert not parser.has_partial_frame
+
+
+def feed_all(parser: FrameParser, data: bytes) -> list[tuple[int, int, Any]]:
+    """Feed ``data`` through the parser's buffers; return the frames."""
+    frames: list[tuple[int, int, Any]] = []
+    offset = 0
+    while offset < len(data):
+        view = parser.buffer()
+        count = min(len(view), len(data) - offset)
+        view[:count] = data[offset : offset + count]
+        view.release()
+        offset += count
+        frames += parser.feed(count)
+    return frames
+
+
+def test_a_large_buffer_is_reused_only_once_nobody_holds_it() -> None:
+    """The buffer of a large frame serves the next large frame if the first
+    body was dropped by then, and never while someone still reads it."""
+    parser = FrameParser(MAX)
+    frame = encode_frame(Kind.RESULT, 1, bytes(1024 * 1024), MAX)
+    [(_, _, first)] = feed_all(parser, frame)
+    [(_, _, second)] = feed_all(parser, frame)
+    assert second is not first  # ``first`` is still held here
+    kept = id(second)
+    del second
+    ones = bytes([1]) * (1024 * 1024)
+    [(_, _, third)] = feed_all(parser, encode_frame(Kind.RESULT, 3, ones, MAX))
+    assert id(third) == kept
+    assert third == ones
+    assert first == bytes(1024 * 1024)  # the body still held was not touched

@@ -7,7 +7,8 @@ reads or writes it once the handshake is done.
   asyncio a reader callback, no task; on Trio one reader task) reads into the
   parser's buffer and hands every frame a read completed to ``on_frames`` at
   once. ``on_frames`` is synchronous; raising `ProtocolError` there ends the
-  connection.
+  connection. The list is its to consume: nothing else holds the frames, so
+  a body it drops is freed at once.
 - Writing: `Connection.write` never waits. What the kernel takes at once costs
   nothing more; the rest stays queued and is written when the channel is
   writable (asyncio: a writer callback; Trio: a writer task), so a caller's
@@ -253,10 +254,6 @@ class Connection:
                 self._corked = False
                 if self._queue and self._write_error is None and not self.closed:
                     self._flush()
-            body = frames[-1][2]
-            if type(body) is bytearray:  # a large frame, alone in its read
-                del frames
-                self._parser.recycle(body)
         return count == room
 
     # --- closing ----------------------------------------------------------

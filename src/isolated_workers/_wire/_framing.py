@@ -98,7 +98,9 @@ class FrameParser:
         self._large: bytearray | None = None  # the frame read into its own buffer
         self._large_filled = 0
         self._large_head = (0, 0, 0)  # kind, tx, size
-        self._spare: bytearray | None = None  # a large buffer nobody holds
+        # The last large frame's buffer, reused for the next one if by then
+        # nobody else holds it: fresh memory costs a page fault per page.
+        self._lent: bytearray | None = None
 
     @property
     def has_partial_frame(self) -> bool:
@@ -128,6 +130,8 @@ class FrameParser:
             if self._large_filled < size:
                 return []
             self._large = None
+            if size <= _RECYCLED:
+                self._lent = large
             return [(kind, tx, large)]
         self._end += count
         data = self._data
@@ -147,8 +151,13 @@ class FrameParser:
             elif size + HEADER.size > len(data) - _MIN_READ:
                 # Too large to gather here: give it a buffer of its own.
                 have = end - body
-                spare, self._spare = self._spare, None
-                if spare is not None and len(spare) >= min(size, _LARGE_STEP):
+                spare, self._lent = self._lent, None
+                # Held only by `spare` and getrefcount's argument: free to reuse.
+                if (
+                    spare is not None
+                    and sys.getrefcount(spare) == 2
+                    and len(spare) >= min(size, _LARGE_STEP)
+                ):
                     del spare[size:]  # keeps its memory: no new pages to touch
                     self._large = spare
                 else:
@@ -162,14 +171,6 @@ class FrameParser:
                 break
         self._start = start
         return frames
-
-    def recycle(self, body: bytearray) -> None:
-        """Reuse the buffer of a large frame's ``body`` for the next one, if
-        nothing else holds it and it is not too large to keep: fresh memory
-        costs a page fault per page."""
-        # Held here by the caller, this parameter and getrefcount's argument.
-        if len(body) <= _RECYCLED and sys.getrefcount(body) <= 3:
-            self._spare = body
 
 
 class FrameReader:

@@ -11,13 +11,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
+import attrs
 from anyio.abc import TaskGroup
 
 from .._errors import ProtocolError
 from .._registry import MessageRegistry, MessageSpec
-from .._util import (
-    log,
-)
+from .._util import log
 from .._wire import _framing
 from .._wire._codec import StructureError
 from .._wire._connection import Connection
@@ -37,6 +36,7 @@ class _Stop(Exception):
     """The host asked the worker to stop."""
 
 
+@attrs.define(eq=False)
 class Server:
     """Dispatches the host's frames to the handlers and writes the replies.
 
@@ -46,39 +46,37 @@ class Server:
     middleware, which may await, sync handlers run in order in one task.
     """
 
-    def __init__(
-        self,
-        session: Session,
-        messages: MessageRegistry,
-        handlers: Mapping[type, Handler],
-        serializer: Serializer,
-        max_frame_size: int,
-        middleware: Sequence[Middleware] = (),
-    ) -> None:
-        self._session = session
-        self._messages = messages
-        self._handlers = {
+    session: Session
+    messages: MessageRegistry
+    handlers: Mapping[type, Handler]
+    serializer: Serializer
+    max_frame_size: int
+    middleware: Sequence[Middleware] = ()
+    #: Each message class's handler, and whether it is async.
+    _dispatch: dict[type, tuple[Handler, bool]] = attrs.field(init=False)
+    _running: dict[int, anyio.CancelScope] = attrs.field(
+        init=False, factory=dict[int, anyio.CancelScope]
+    )
+    _connection: Connection = attrs.field(init=False)
+    _tg: TaskGroup = attrs.field(init=False)
+    # Sync work waiting for its turn, when middleware makes it async.
+    _lane: collections.deque[Callable[[], Awaitable[None]]] = attrs.field(
+        init=False, factory=collections.deque[Callable[[], Awaitable[None]]]
+    )
+    _lane_wanted: anyio.Event = attrs.field(init=False, factory=anyio.Event)
+
+    def __attrs_post_init__(self) -> None:
+        self._dispatch = {
             cls: (handler, inspect.iscoroutinefunction(handler))
-            for cls, handler in handlers.items()
+            for cls, handler in self.handlers.items()
         }
-        self._serializer = serializer
-        self._max = max_frame_size
-        self._middleware = tuple(middleware)
-        self._running: dict[int, anyio.CancelScope] = {}
-        self._connection: Connection
-        self._tg: TaskGroup
-        # Sync work waiting for its turn, when middleware makes it async.
-        self._lane: collections.deque[Callable[[], Awaitable[None]]] = (
-            collections.deque()
-        )
-        self._lane_wanted = anyio.Event()
 
     async def serve(self) -> None:
-        self._connection = self._session.open_connection(self._max)
+        self._connection = self.session.open_connection(self.max_frame_size)
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
-                if self._middleware:
+                if self.middleware:
                     tg.start_soon(self._run_lane)
                 try:
                     await self._connection.run(self._on_frames)
@@ -101,9 +99,17 @@ class Server:
             self._connection.close()
 
     def _on_frames(self, frames: list[Frame]) -> None:
-        for kind, tx, body in frames:
+        # Taken off the list one by one, so that a request's body is freed once
+        # decoded, before its handler runs: a large echo then holds two copies
+        # (message and reply), not three.
+        frames.reverse()
+        while frames:
+            kind, tx, body = frames.pop()
             if kind == Kind.REQUEST:
-                self._on_request(tx, body)
+                decoded = self._decode_request(tx, body)
+                del body
+                if decoded is not None:
+                    self._on_request(tx, *decoded)
             elif kind == Kind.CANCEL:
                 scope = self._running.get(tx)
                 if scope is not None:
@@ -120,8 +126,8 @@ class Server:
     def _decode(
         self, body: bytes | bytearray, kind: str
     ) -> tuple[MessageSpec, Any, dict[str, str]]:
-        name, payload, meta = decode_body(self._serializer, body)
-        spec = self._messages.spec_named(name)
+        name, payload, meta = decode_body(self.serializer, body)
+        spec = self.messages.spec_named(name)
         if spec is None or spec.kind != kind:
             raise ProtocolError(f"unknown {kind} message type {name!r}")
         try:
@@ -135,22 +141,29 @@ class Server:
                 f"invalid {name!r} message ({type(exc).__name__}: {exc})"
             ) from None
 
-    def _on_request(self, tx: int, body: bytes | bytearray) -> None:
+    def _decode_request(
+        self, tx: int, body: bytes | bytearray
+    ) -> tuple[MessageSpec, Any, dict[str, str]] | None:
+        """The request's spec, message and meta; `None` if it was refused."""
         if tx in self._running:
             self._refuse(tx, ProtocolError(f"duplicate tx {tx}"))
-            return
+            return None
         try:
-            spec, message, meta = self._decode(body, "request")
+            return self._decode(body, "request")
         except ProtocolError as exc:
             self._refuse(tx, exc)
-            return
-        handler, is_async = self._handlers[spec.cls]
+            return None
+
+    def _on_request(
+        self, tx: int, spec: MessageSpec, message: Any, meta: dict[str, str]
+    ) -> None:
+        handler, is_async = self._dispatch[spec.cls]
         if is_async:
             scope = self._running[tx] = anyio.CancelScope()
             self._tg.start_soon(
                 self._run_request, tx, spec.name, handler, message, meta, scope
             )
-        elif self._middleware:
+        elif self.middleware:
             self._queue_in_lane(
                 functools.partial(self._handle, tx, spec.name, handler, message, meta)
             )
@@ -164,7 +177,7 @@ class Server:
 
     def _refuse(self, tx: int, exc: ProtocolError) -> None:
         """Answer a request that cannot be read with a protocol error."""
-        if self._middleware:
+        if self.middleware:
             self._tg.start_soon(
                 functools.partial(self._reply_error, tx, "?", exc, protocol=True)
             )
@@ -198,9 +211,9 @@ class Server:
         """Run one request's middleware and handler, and send the reply unless
         the host cancelled the request meanwhile."""
         try:
-            if self._middleware:
+            if self.middleware:
                 envelope = Envelope("request", name, tx, message, meta)
-                message = (await apply(self._middleware, envelope, "incoming")).payload
+                message = (await apply(self.middleware, envelope, "incoming")).payload
             result = handler(message)
             if inspect.isawaitable(result):  # async, or an object with async __call__
                 result = await result
@@ -217,12 +230,12 @@ class Server:
         except ProtocolError as exc:
             log(logger, logging.ERROR, "dropping a notification: %s", exc)
             return
-        handler, is_async = self._handlers[spec.cls]
+        handler, is_async = self._dispatch[spec.cls]
         if is_async:
             self._tg.start_soon(
                 self._run_notification, spec.name, handler, message, meta
             )
-        elif self._middleware:
+        elif self.middleware:
             self._queue_in_lane(
                 functools.partial(
                     self._run_notification, spec.name, handler, message, meta
@@ -238,9 +251,9 @@ class Server:
         self, name: str, handler: Handler, message: Any, meta: dict[str, str]
     ) -> None:
         try:
-            if self._middleware:
+            if self.middleware:
                 envelope = Envelope("notification", name, 0, message, meta)
-                message = (await apply(self._middleware, envelope, "incoming")).payload
+                message = (await apply(self.middleware, envelope, "incoming")).payload
             result = handler(message)
             if inspect.isawaitable(result):
                 await result
@@ -269,10 +282,10 @@ class Server:
 
     async def _reply(self, tx: int, name: str, result: Any) -> None:
         meta: dict[str, str] = {}
-        if self._middleware:
+        if self.middleware:
             try:
                 envelope = Envelope("result", name, tx, result)
-                envelope = await apply(self._middleware, envelope, "outgoing")
+                envelope = await apply(self.middleware, envelope, "outgoing")
             except Exception as exc:
                 await self._reply_error(tx, name, exc, outgoing_middleware=False)
                 return
@@ -284,8 +297,8 @@ class Server:
     ) -> tuple[Buffer, ...]:
         """The reply carrying ``result``, or the error saying it cannot be sent."""
         try:
-            body = encode_body(self._serializer, name, result, meta or {})
-            return frame_parts(Kind.RESULT, tx, body, self._max)
+            body = encode_body(self.serializer, name, result, meta or {})
+            return frame_parts(Kind.RESULT, tx, body, self.max_frame_size)
         except ProtocolError as exc:
             error = ProtocolError(f"result of {name!r}: {exc}")
             return self._error_frame(tx, name, error, protocol=True)
@@ -300,10 +313,10 @@ class Server:
         outgoing_middleware: bool = True,
     ) -> None:
         meta: dict[str, str] = {}
-        if self._middleware and outgoing_middleware:
+        if self.middleware and outgoing_middleware:
             try:
                 envelope = Envelope("error", name, tx, exc)
-                envelope = await apply(self._middleware, envelope, "outgoing")
+                envelope = await apply(self.middleware, envelope, "outgoing")
                 if not isinstance(envelope.payload, BaseException):
                     raise TypeError(
                         "middleware replaced an error with "
@@ -327,8 +340,8 @@ class Server:
         refusals, which the host raises as `ProtocolError`."""
         payload = describe_exception(exc, protocol=protocol)
         try:
-            body = encode_body(self._serializer, name, payload, meta or {})
-            return frame_parts(Kind.ERROR, tx, body, self._max)
+            body = encode_body(self.serializer, name, payload, meta or {})
+            return frame_parts(Kind.ERROR, tx, body, self.max_frame_size)
         except ProtocolError as problem:
             # The error itself cannot be carried: say so in a reply that fits.
             payload = describe_exception(
@@ -338,7 +351,7 @@ class Server:
                 protocol=True,
             )
             payload["traceback"] = ""
-            body = encode_body(self._serializer, name, payload)
+            body = encode_body(self.serializer, name, payload)
             return frame_parts(Kind.ERROR, tx, body, _framing.MAX_FRAME_LIMIT)
 
     def _write(self, parts: tuple[Buffer, ...]) -> None:
