@@ -26,6 +26,7 @@ from .._wire._protocol import decode_body, describe_exception, encode_body
 from .._wire._serializers import Serializer
 from .._wire._streams import Buffer
 from ._session import Session
+from ._tasks import Spawn, handler_tasks
 
 logger = logging.getLogger("isolated_workers.worker")
 
@@ -42,7 +43,8 @@ class Server:
 
     Frames arrive in a synchronous callback (see `Connection`). A sync handler
     runs right there, one at a time in arrival order, and its reply goes out
-    with the others of the same read; an async handler runs as a task. With
+    with the others of the same read; an async handler runs as a task of the
+    backend's own kind (see `handler_tasks`). With
     middleware, which may await, sync handlers run in order in one task.
     """
 
@@ -59,6 +61,7 @@ class Server:
     )
     _connection: Connection = attrs.field(init=False)
     _tg: TaskGroup = attrs.field(init=False)
+    _spawn: Spawn = attrs.field(init=False)  # for async handlers
     # Sync work waiting for its turn, when middleware makes it async.
     _lane: collections.deque[Callable[[], Awaitable[None]]] = attrs.field(
         init=False, factory=collections.deque[Callable[[], Awaitable[None]]]
@@ -74,8 +77,12 @@ class Server:
     async def serve(self) -> None:
         self._connection = self.session.open_connection(self.max_frame_size)
         try:
-            async with anyio.create_task_group() as tg:
+            async with (
+                anyio.create_task_group() as tg,
+                handler_tasks(self._connection.close) as spawn,
+            ):
                 self._tg = tg
+                self._spawn = spawn
                 if self.middleware:
                     tg.start_soon(self._run_lane)
                 try:
@@ -160,9 +167,7 @@ class Server:
         handler, is_async = self._dispatch[spec.cls]
         if is_async:
             scope = self._running[tx] = anyio.CancelScope()
-            self._tg.start_soon(
-                self._run_request, tx, spec.name, handler, message, meta, scope
-            )
+            self._spawn(self._run_request, tx, spec.name, handler, message, meta, scope)
         elif self.middleware:
             self._queue_in_lane(
                 functools.partial(self._handle, tx, spec.name, handler, message, meta)
@@ -232,9 +237,7 @@ class Server:
             return
         handler, is_async = self._dispatch[spec.cls]
         if is_async:
-            self._tg.start_soon(
-                self._run_notification, spec.name, handler, message, meta
-            )
+            self._spawn(self._run_notification, spec.name, handler, message, meta)
         elif self.middleware:
             self._queue_in_lane(
                 functools.partial(
