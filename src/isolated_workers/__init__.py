@@ -40,14 +40,18 @@ from ._wire._serializers import (
 from ._worker._api import get_startup_data, run_worker, serve_worker
 
 if TYPE_CHECKING:
-    from ._host._client import WorkerClient, WorkerState
+    from ._host._client import WorkerClient, WorkerState, WorkerStats
     from ._host._open import WorkerOptions, open_worker, start_worker
+    from ._host._pool import WorkerPool, open_worker_pool
     from ._host._transport import PipeTransport, UnixSocketTransport
 
 #: The host's names, and the module each comes from.
 _HOST_SIDE = {
     "WorkerClient": "._host._client",
     "WorkerState": "._host._client",
+    "WorkerStats": "._host._client",
+    "WorkerPool": "._host._pool",
+    "open_worker_pool": "._host._pool",
     "WorkerOptions": "._host._open",
     "open_worker": "._host._open",
     "start_worker": "._host._open",
@@ -84,12 +88,15 @@ __all__ = [
     "WorkerCrashedError",
     "WorkerError",
     "WorkerOptions",
+    "WorkerPool",
     "WorkerStartupError",
     "WorkerState",
+    "WorkerStats",
     "WorkerTimeoutError",
     "define_messages",
     "get_startup_data",
     "open_worker",
+    "open_worker_pool",
     "run_worker",
     "serve_worker",
     "start_worker",

@@ -37,7 +37,7 @@ from ._link import STREAM_ERRORS, FrameHandler, LostHandler, WorkerLink
 from ._output import OutputSink
 from ._waiting import Deadlines, Waiter, waiter_factory
 
-__all__ = ["Spawner", "WorkerClient", "WorkerState", "open_client"]
+__all__ = ["Spawner", "WorkerClient", "WorkerState", "WorkerStats", "open_client"]
 
 logger = logging.getLogger("isolated_workers")
 
@@ -60,6 +60,30 @@ class WorkerState(enum.Enum):
     CLOSING = "closing"
     CLOSED = "closed"
     CRASHED = "crashed"
+
+
+@attrs.frozen
+class WorkerStats:
+    """A snapshot of one worker's counters (`WorkerClient.stats`,
+    `WorkerPool.stats`).
+
+    A request counts as completed when it returned a result, and as failed
+    when it raised (a timeout, a crash, the handler's own error); one its
+    caller cancelled counts as neither. Counts cover the client's life, across
+    respawns and, in a pool, replacements.
+    """
+
+    #: The current worker process, or `None` while a pool replaces it.
+    pid: int | None
+    #: Requests sent and not yet answered.
+    in_flight: int
+    completed: int
+    failed: int
+    #: Workers started again by the client's `Retry` policy.
+    respawns: int
+    #: Workers a pool started in this one's place (after a crash, or to
+    #: recycle it under ``max_requests_per_worker``).
+    replacements: int = 0
 
 
 @attrs.define(eq=False)
@@ -136,6 +160,8 @@ class WorkerClient:
         self.late_replies: int = 0
         #: How many times a crashed worker was replaced under a `Retry` policy.
         self.respawns: int = 0
+        self._completed = 0
+        self._failed = 0
         # Crashes with nothing pending since the last reply: bounds the repair
         # of a worker that keeps dying on its own under a Retry default.
         self._idle_crashes = 0
@@ -200,6 +226,17 @@ class WorkerClient:
         return self._link is not None and self._link.is_active
 
     @property
+    def stats(self) -> WorkerStats:
+        """A snapshot of this worker's counters."""
+        return WorkerStats(
+            pid=self._link.pid if self._link is not None else None,
+            in_flight=len(self._pending),
+            completed=self._completed,
+            failed=self._failed,
+            respawns=self.respawns,
+        )
+
+    @property
     def captured_stdout(self) -> str:
         """What the workers wrote to stdout, with ``output="capture"`` (the last
         MiB); empty otherwise."""
@@ -256,6 +293,17 @@ class WorkerClient:
             # A write the kernel took at once did not yield: let others run.
             await anyio.lowlevel.cancel_shielded_checkpoint()
             return None
+        try:
+            result = await self._bounded_request(spec, message)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except BaseException:
+            self._failed += 1
+            raise
+        self._completed += 1
+        return result
+
+    async def _bounded_request(self, spec: MessageSpec, message: Any) -> Any:
         timeout = self._timeouts.for_message(spec.cls)
         if not self._middleware:
             return await self._request(spec, message, seconds=timeout)
@@ -398,6 +446,11 @@ class WorkerClient:
         if self._state is not WorkerState.READY or self._link is None:
             raise self._unavailable(name)
         return self._link
+
+    async def _wait_supervised(self) -> None:
+        """Wait until no worker will be started any more: the client crashed
+        for good, or is closing."""
+        await self._supervised.wait()
 
     async def aclose(self) -> None:
         """Close the worker gracefully; idempotent.

@@ -37,7 +37,7 @@ from ._transport import (
     Transport,
 )
 
-__all__ = ["WorkerOptions", "open_worker", "start_worker"]
+__all__ = ["WorkerOptions", "open_from_config", "open_worker", "start_worker"]
 
 
 class WorkerOptions(TypedDict, total=False):
@@ -146,12 +146,12 @@ async def open_worker(
         tx_id_factory=tx_id_factory,
         transport=transport,
     )
-    async with _open(config) as client:
+    async with open_from_config(config) as client:
         yield client
 
 
 @asynccontextmanager
-async def _open(config: WorkerConfig) -> AsyncGenerator[WorkerClient]:
+async def open_from_config(config: WorkerConfig) -> AsyncGenerator[WorkerClient]:
     """A client of a worker started as ``config`` says; closed on exit."""
     output = OutputSink(config.output)
     try:
@@ -185,7 +185,7 @@ async def start_worker(
     closes the worker.
     """
     config = WorkerConfig.from_options(target, messages=messages, **options)
-    async with _open(config) as client:
+    async with open_from_config(config) as client:
         task_status.started(client)
         await anyio.sleep_forever()
 
