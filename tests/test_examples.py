@@ -75,6 +75,15 @@ def test_quickstart_without_trio(tmp_path: Path) -> None:
     assert "isolated-workers[trio]" in done.stderr
 
 
+def test_pool(tmp_path: Path) -> None:
+    """Forty chunks sent at once spread evenly over a pool of four workers."""
+    out = run_example(tmp_path, "pool.py")
+    assert "4 workers ready" in out
+    assert "33,860 primes below 400,000, in 40 chunks." in out
+    assert "Chunks per worker: [10, 10, 10, 10]" in out
+    assert "Pool closed;" in out
+
+
 def test_fleet(tmp_path: Path) -> None:
     """Four workers started with task_group.start split the count between them."""
     out = run_example(tmp_path, "fleet.py")

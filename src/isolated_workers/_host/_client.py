@@ -77,7 +77,9 @@ class WorkerStats:
     pid: int | None
     #: Requests sent and not yet answered.
     in_flight: int
+    #: Requests that returned a result.
     completed: int
+    #: Requests that raised.
     failed: int
     #: Workers started again by the client's `Retry` policy.
     respawns: int
