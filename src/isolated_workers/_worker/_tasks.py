@@ -18,7 +18,7 @@ from typing import Any
 
 import anyio
 
-from .._util import current_backend
+from .._util import current_backend, raise_single
 
 #: Start ``function(*args)`` as a task of the server.
 Spawn = Callable[..., None]
@@ -32,11 +32,14 @@ async def handler_tasks(on_failure: Callable[[], None]) -> AsyncGenerator[Spawn]
     if current_backend() == "trio":
         import trio
 
-        async with trio.open_nursery() as nursery:
-            try:
-                yield nursery.start_soon
-            finally:
-                nursery.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as nursery:
+                try:
+                    yield nursery.start_soon
+                finally:
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:  # a SystemExit keeps its identity
+            raise_single(group)
     else:
         async with _asyncio_tasks(on_failure) as spawn:
             yield spawn
