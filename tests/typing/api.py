@@ -18,9 +18,12 @@ from isolated_workers import (
     Request,
     Timeouts,
     WorkerClient,
+    WorkerPool,
+    WorkerStats,
     define_messages,
     get_startup_data,
     open_worker,
+    open_worker_pool,
     start_worker,
 )
 
@@ -109,3 +112,22 @@ async def host_side() -> None:
         assert_type(client, WorkerClient)
         assert_type(await client.send(Resize(data=b"", width=1)), Resized)
         tg.cancel_scope.cancel()
+
+
+def resize(data: bytes, width: int) -> Resized:
+    return Resized(width, width, data)
+
+
+async def pools() -> None:
+    async with open_worker_pool("myapp.worker", messages=Messages, size=2) as pool:
+        assert_type(pool, WorkerPool)
+        assert_type(await pool.send(Resize(data=b"", width=640)), Resized)
+        assert_type(await pool.broadcast(Count(3)), list[list[int]])
+        assert_type(pool.stats, list[WorkerStats])
+    async with open_worker_pool(size=4) as pool:
+        assert_type(await pool.run_sync(resize, b"", 640), Resized)
+        assert_type(await pool.run_sync(resize, b"", 640, kill_on_cancel=True), Resized)
+        await pool.run_sync(resize, b"", "640")  # type: ignore[arg-type]
+    async with open_worker("myapp.worker", messages=Messages) as worker:
+        assert_type(await worker.run_sync(resize, b"", 1), Resized)
+        assert_type(worker.stats, WorkerStats)

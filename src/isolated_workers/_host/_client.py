@@ -8,12 +8,13 @@ import itertools
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, final, overload
+from typing import Any, TypeVar, TypeVarTuple, cast, final, overload
 
 import anyio
 import attrs
 from anyio.abc import TaskGroup, TaskStatus
 
+from .._calls import BUILTIN, CallFunction, function_reference, result_structurer
 from .._errors import (
     ConnectionLost,
     ProtocolError,
@@ -42,6 +43,7 @@ __all__ = ["Spawner", "WorkerClient", "WorkerState", "WorkerStats", "open_client
 logger = logging.getLogger("isolated_workers")
 
 R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
 
 #: Starts one worker process: ``await spawn(task_group, on_frame, on_lost)``.
 Spawner = Callable[[TaskGroup, FrameHandler, LostHandler], Awaitable[WorkerLink]]
@@ -164,6 +166,9 @@ class WorkerClient:
         self.respawns: int = 0
         self._completed = 0
         self._failed = 0
+        # The worker was killed on purpose (``kill_on_cancel``): start another
+        # whatever the policy says.
+        self._replace_killed = False
         # Crashes with nothing pending since the last reply: bounds the repair
         # of a worker that keeps dying on its own under a Retry default.
         self._idle_crashes = 0
@@ -295,6 +300,58 @@ class WorkerClient:
             # A write the kernel took at once did not yield: let others run.
             await anyio.lowlevel.cancel_shielded_checkpoint()
             return None
+        return await self._counted_request(spec, message)
+
+    async def run_sync(
+        self,
+        function: Callable[[*Ts], R],
+        *args: *Ts,
+        kill_on_cancel: bool = False,
+    ) -> R:
+        """Call ``function(*args)`` in the worker and return its result.
+
+        ``function`` must be defined at module level in a module the worker
+        can import; it is named by module and qualified name, not pickled.
+        Arguments and result cross through the serializer, structured by the
+        function's annotations where they name types the serializer carries
+        (attrs classes, for one). The call is bounded by the message timeout
+        and goes through the middleware, like a request.
+
+        A sync function cannot be interrupted: a call that times out or is
+        cancelled returns at once, but the function runs on in the worker
+        until it returns. With ``kill_on_cancel=True`` the worker is killed
+        instead, and another one started; other requests in flight on it
+        fail as its crash policy says.
+
+        Raises:
+            TypeError: The worker could not import ``function``: a lambda, a
+                closure, a function of ``__main__``, or an async function.
+            RemoteError: The function raised.
+            WorkerTimeoutError: The call took longer than its timeout.
+            WorkerCrashedError: The worker stopped without being asked to.
+            WorkerClosedError: The worker was closed.
+        """
+        module, qualname = function_reference(function)
+        message = CallFunction(module, qualname, list(args))
+        spec = BUILTIN.spec_for(CallFunction)
+        try:
+            result = await self._counted_request(spec, message)
+        except (anyio.get_cancelled_exc_class(), WorkerTimeoutError):
+            if kill_on_cancel:
+                self._kill_worker()
+            raise
+        structure = result_structurer(function)
+        if structure is None:
+            return cast("R", result)
+        try:
+            return cast("R", structure(result, ""))
+        except StructureError as exc:
+            raise ProtocolError(
+                f"the result of {qualname} does not match its annotation: {exc}"
+            ) from None
+
+    async def _counted_request(self, spec: MessageSpec, message: Any) -> Any:
+        """`_bounded_request`, counted in `stats`."""
         try:
             result = await self._bounded_request(spec, message)
         except anyio.get_cancelled_exc_class():
@@ -549,12 +606,24 @@ class WorkerClient:
             del self._pending[tx]
             call.settle(error=self._crashed(reason, call, limit, tail))
         default = self._policy.default
+        if self._replace_killed:
+            self._replace_killed = False
+            return True
         if retry or (
             isinstance(default, Retry) and self._idle_crashes <= default.attempts
         ):
             return True
         self._become_crashed(reason)
         return False
+
+    def _kill_worker(self) -> None:
+        """Kill the worker, busy in a call nobody waits for; the supervisor
+        starts another."""
+        link = self._link
+        if self._state is WorkerState.READY and link is not None and link.is_active:
+            self._replace_killed = True
+            with contextlib.suppress(ProcessLookupError):
+                link.process.kill()
 
     def _give_up(
         self, reason: ShutdownReason, tail: str, startup_error: Exception

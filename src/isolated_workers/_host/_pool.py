@@ -5,17 +5,19 @@ from __future__ import annotations
 import collections
 import logging
 import os
-from collections.abc import AsyncGenerator, Sequence
+import sys
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar, Unpack, final, overload
+from typing import Any, TypeVar, TypeVarTuple, Unpack, final, overload
 
 import anyio
 import attrs
 from anyio.abc import TaskGroup, TaskStatus
 
+from .._calls import GENERIC_WORKER, PATH_ENV, CallFunction
 from .._errors import WorkerClosedError, WorkerStartupError, WorkerTimeoutError
 from .._messages import Notification, Request
-from .._registry import MessageRegistry
+from .._registry import MessageRegistry, define_messages
 from .._util import log, raise_single
 from ._client import WorkerClient, WorkerState, WorkerStats
 from ._config import WorkerConfig
@@ -26,6 +28,7 @@ __all__ = ["WorkerPool", "open_worker_pool"]
 logger = logging.getLogger("isolated_workers")
 
 R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
 
 #: How long a slot whose worker cannot be started waits before trying again,
 #: at first and at most.
@@ -127,7 +130,25 @@ class WorkerPool:
             WorkerClosedError: The pool was closed.
             Exception: Whatever `WorkerClient.send` raises.
         """
-        slot = await self._least_busy(type(message))
+        return await self._on_least_busy(type(message), lambda c: c.send(message))
+
+    async def run_sync(
+        self,
+        function: Callable[[*Ts], R],
+        *args: *Ts,
+        kill_on_cancel: bool = False,
+    ) -> R:
+        """Call ``function(*args)`` in the least busy worker; see
+        `WorkerClient.run_sync`."""
+        return await self._on_least_busy(
+            CallFunction,
+            lambda c: c.run_sync(function, *args, kill_on_cancel=kill_on_cancel),
+        )
+
+    async def _on_least_busy(
+        self, cls: type[Any], call: Callable[[WorkerClient], Awaitable[R]]
+    ) -> R:
+        slot = await self._least_busy(cls)
         assert slot.client is not None
         client = slot.client
         slot.in_flight += 1
@@ -135,7 +156,7 @@ class WorkerPool:
         if self._max_requests is not None and slot.sent >= self._max_requests:
             slot.retiring = True  # no more requests; replaced once drained
         try:
-            return await client.send(message)
+            return await call(client)
         finally:
             slot.in_flight -= 1
             if slot.retiring and not slot.in_flight:
@@ -288,9 +309,9 @@ async def _wake_on_crash(client: WorkerClient, slot: _Slot) -> None:
 
 @asynccontextmanager
 async def open_worker_pool(
-    target: str | os.PathLike[str],
+    target: str | os.PathLike[str] | None = None,
     *,
-    messages: MessageRegistry,
+    messages: MessageRegistry | None = None,
     size: int | None = None,
     max_requests_per_worker: int | None = None,
     **options: Unpack[WorkerOptions],
@@ -298,8 +319,11 @@ async def open_worker_pool(
     """Start ``size`` workers and yield a `WorkerPool`; close them all on exit.
 
     Args:
-        target: The worker, as for `open_worker`.
-        messages: The registry shared with the workers.
+        target: The worker, as for `open_worker`. Without one, the pool runs
+            a built-in worker that serves `WorkerPool.run_sync` only, with the
+            host's import path.
+        messages: The registry shared with the workers (none without a
+            target).
         size: How many workers (default: the number of CPUs).
         max_requests_per_worker: Replace a worker once it was sent this many
             requests, after the last of them is answered (default: never).
@@ -309,7 +333,7 @@ async def open_worker_pool(
         WorkerStartupError: A worker could not be started; none is left
             behind.
         ValueError: ``size`` or ``max_requests_per_worker`` is not a positive
-            int.
+            int, or ``messages`` is given without a target or missing with one.
     """
     if size is None:
         size = os.cpu_count() or 1
@@ -319,6 +343,14 @@ async def open_worker_pool(
     ]:
         if value is not None and (type(value) is not int or value < 1):
             raise ValueError(f"{name} must be a positive int, not {value!r}")
+    if target is None:
+        if messages is not None:
+            raise ValueError("messages need the target worker that handles them")
+        target, messages = GENERIC_WORKER, define_messages()
+        path = os.pathsep.join(sys.path)
+        options["env"] = {**(options.get("env") or {}), PATH_ENV: path}
+    elif messages is None:
+        raise ValueError(f"the worker {target!r} needs its messages")
     config = WorkerConfig.from_options(target, messages=messages, **options)
     try:
         async with anyio.create_task_group() as tg:

@@ -14,6 +14,7 @@ import anyio
 import attrs
 from anyio.abc import TaskGroup
 
+from .._calls import BUILTIN, CallFunction, call_function
 from .._errors import ProtocolError
 from .._registry import MessageRegistry, MessageSpec
 from .._util import log
@@ -73,6 +74,7 @@ class Server:
             cls: (handler, inspect.iscoroutinefunction(handler))
             for cls, handler in self.handlers.items()
         }
+        self._dispatch[CallFunction] = (call_function, False)
 
     async def serve(self) -> None:
         self._connection = self.session.open_connection(self.max_frame_size)
@@ -134,7 +136,7 @@ class Server:
         self, body: bytes | bytearray, kind: str
     ) -> tuple[MessageSpec, Any, dict[str, str]]:
         name, payload, meta = decode_body(self.serializer, body)
-        spec = self.messages.spec_named(name)
+        spec = self.messages.spec_named(name) or BUILTIN.spec_named(name)
         if spec is None or spec.kind != kind:
             raise ProtocolError(f"unknown {kind} message type {name!r}")
         try:
