@@ -84,6 +84,14 @@ def test_pool(tmp_path: Path) -> None:
     assert "Pool closed;" in out
 
 
+def test_functions(tmp_path: Path) -> None:
+    """run_sync carries an attrs argument and result, and kills a stuck call."""
+    out = run_example(tmp_path, "functions.py")
+    assert "grow(Box(3, 4), 2) = Box(width=5, height=6)" in out
+    assert "Gave up after 0.5 s" in out
+    assert "area = 1" in out
+
+
 def test_fleet(tmp_path: Path) -> None:
     """Four workers started with task_group.start split the count between them."""
     out = run_example(tmp_path, "fleet.py")
