@@ -96,10 +96,28 @@ def open_fds() -> frozenset[tuple[int, str]]:
     return frozenset(fds)
 
 
+def _children(pid: int) -> list[psutil.Process]:
+    """The direct children of ``pid``, from each of its threads' ``children``
+    file in /proc: far cheaper than psutil's scan of every process."""
+    pids: list[str] = []
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            path = f"/proc/{pid}/task/{tid}/children"
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                pids += Path(path).read_text().split()
+    found: list[psutil.Process] = []
+    for child in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            found.append(psutil.Process(int(child)))
+    return found
+
+
 def _descendants() -> tuple[frozenset[tuple[int, float]], frozenset[tuple[int, float]]]:
     procs: set[tuple[int, float]] = set()
     zombies: set[tuple[int, float]] = set()
-    for child in psutil.Process().children(recursive=True):
+    pending = _children(os.getpid())
+    while pending:
+        child = pending.pop()
         try:
             key = (child.pid, child.create_time())
             is_zombie = child.status() == psutil.STATUS_ZOMBIE
@@ -108,6 +126,8 @@ def _descendants() -> tuple[frozenset[tuple[int, float]], frozenset[tuple[int, f
         procs.add(key)
         if is_zombie:
             zombies.add(key)
+        else:
+            pending.extend(_children(child.pid))
     return frozenset(procs), frozenset(zombies)
 
 
@@ -181,7 +201,7 @@ def reap_dead_group_members() -> None:
     is never reaped here: that is the library's job.
     """
     own = os.getpgrp()
-    for child in psutil.Process().children():
+    for child in _children(os.getpid()):
         try:
             if child.status() != psutil.STATUS_ZOMBIE:
                 continue
