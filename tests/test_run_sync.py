@@ -17,7 +17,11 @@ import anyio
 import pytest
 
 from isolated_workers import (
+    JsonSerializer,
+    MsgpackSerializer,
+    PickleSerializer,
     RemoteError,
+    Serializer,
     Timeouts,
     WorkerState,
     WorkerTimeoutError,
@@ -176,3 +180,21 @@ async def test_without_kill_on_cancel_the_worker_finishes_the_call(
                 "a replacement",
             )
             assert await pool.run_sync(add, 2, 2) == 4
+
+
+@pytest.mark.parametrize("serializer", [MsgpackSerializer(), PickleSerializer()])
+async def test_the_built_in_worker_takes_the_hosts_serializer(
+    serializer: Serializer,
+) -> None:
+    with anyio.fail_after(GUARD):
+        async with open_worker_pool(size=1, serializer=serializer) as pool:
+            assert await pool.run_sync(shift, Point(1, 2), 3) == Point(4, 2)
+
+
+async def test_a_serializer_of_ones_own_needs_a_target() -> None:
+    class Mine(JsonSerializer):
+        name = "mine"
+
+    with pytest.raises(ValueError, match="library's serializers"):
+        async with open_worker_pool(size=1, serializer=Mine()):
+            pass

@@ -24,6 +24,7 @@ from ._wire._codec import Structurer, structurer_for
 
 __all__ = [
     "BUILTIN",
+    "BUILTIN_SERIALIZERS",
     "GENERIC_WORKER",
     "PATH_ENV",
     "CallFunction",
@@ -35,6 +36,8 @@ __all__ = [
 #: it the host's import path.
 GENERIC_WORKER = "isolated_workers._worker._generic"
 PATH_ENV = "ISOLATED_WORKERS_PATH"
+#: The serializers that worker can take on: the library's own, by name.
+BUILTIN_SERIALIZERS = ("json", "msgpack", "pickle")
 
 
 @attrs.frozen

@@ -595,7 +595,8 @@ class WorkerClient:
             self._settle_all(lambda call: ProtocolError(message))
             self._become_crashed(reason)
             return False
-        if not self._pending:
+        killed, self._replace_killed = self._replace_killed, False
+        if not self._pending and not killed:
             self._idle_crashes += 1
         retry = False
         for tx, call in list(self._pending.items()):
@@ -606,10 +607,7 @@ class WorkerClient:
             del self._pending[tx]
             call.settle(error=self._crashed(reason, call, limit, tail))
         default = self._policy.default
-        if self._replace_killed:
-            self._replace_killed = False
-            return True
-        if retry or (
+        if killed or retry or (
             isinstance(default, Retry) and self._idle_crashes <= default.attempts
         ):
             return True
@@ -624,6 +622,9 @@ class WorkerClient:
             self._replace_killed = True
             with contextlib.suppress(ProcessLookupError):
                 link.process.kill()
+            # New requests wait for the next worker rather than go to this one.
+            self._state = WorkerState.STARTING
+            self._ready = anyio.Event()
 
     def _give_up(
         self, reason: ShutdownReason, tail: str, startup_error: Exception

@@ -14,7 +14,7 @@ import anyio
 import attrs
 from anyio.abc import TaskGroup, TaskStatus
 
-from .._calls import GENERIC_WORKER, PATH_ENV, CallFunction
+from .._calls import BUILTIN_SERIALIZERS, GENERIC_WORKER, PATH_ENV, CallFunction
 from .._errors import WorkerClosedError, WorkerStartupError, WorkerTimeoutError
 from .._messages import Notification, Request
 from .._registry import MessageRegistry, define_messages
@@ -346,6 +346,12 @@ async def open_worker_pool(
     if target is None:
         if messages is not None:
             raise ValueError("messages need the target worker that handles them")
+        serializer = options.get("serializer")
+        if serializer is not None and serializer.name not in BUILTIN_SERIALIZERS:
+            raise ValueError(
+                f"a pool without a target takes the library's serializers "
+                f"({', '.join(BUILTIN_SERIALIZERS)}), not {serializer!r}"
+            )
         target, messages = GENERIC_WORKER, define_messages()
         path = os.pathsep.join(sys.path)
         options["env"] = {**(options.get("env") or {}), PATH_ENV: path}

@@ -7,14 +7,30 @@ import sys
 
 from .._calls import PATH_ENV
 from .._registry import define_messages
+from .._wire._serializers import (
+    JsonSerializer,
+    MsgpackSerializer,
+    PickleSerializer,
+    Serializer,
+)
 from ._api import run_worker
+from ._session import connect
+
+#: The serializers this worker can take on (`BUILTIN_SERIALIZERS`).
+SERIALIZERS: dict[str, type[Serializer]] = {
+    "json": JsonSerializer,
+    "msgpack": MsgpackSerializer,
+    "pickle": PickleSerializer,
+}
 
 
 def main() -> None:
     # The host's import path too, so that the functions it names import here.
     host_path = os.environ.pop(PATH_ENV, "").split(os.pathsep)
     sys.path.extend(entry for entry in host_path if entry and entry not in sys.path)
-    run_worker(define_messages(), {})
+    # Whichever of the library's serializers the host chose.
+    chosen = SERIALIZERS.get(connect().hello.get("serializer", ""), JsonSerializer)
+    run_worker(define_messages(), {}, serializer=chosen())
 
 
 if __name__ == "__main__":
