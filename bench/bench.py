@@ -1,9 +1,17 @@
 """Benchmark isolated-workers against its peers in one run; print a table and ratios.
 
-    python bench/bench.py                       # S1-S4, every available system
+    python bench/bench.py                       # S1-S5, every available system
     python bench/bench.py --pinned              # plus S2 pinned to core 0
     python bench/bench.py --quick               # small counts: a smoke run
     python bench/bench.py --scenarios S2 --systems iw-asyncio,anyio-asyncio
+    python bench/bench.py --scenarios S5        # pools only
+
+S1-S4 use one worker per system; S5 uses a pool of four: ``open_worker_pool``
+and ``pool.send`` for the iw systems, ``pool.run_sync`` of a plain function for
+the iw-run_sync ones, and the peers' own pools (anyio.to_process, trio-parallel,
+concurrent.futures.ProcessPoolExecutor) running the same function. Systems that
+only make sense as a pool (iw-run_sync-*, process-pool) measure S5 alone and
+are left out of runs without it.
 
 Each system is measured in a fresh child process of this script (the parent
 only spawns, collects JSON and reports), so no system inherits another's
@@ -30,14 +38,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Awaitable, Callable, Iterator, Sequence
+    from concurrent.futures import Future
     from contextlib import AbstractAsyncContextManager
     from multiprocessing.connection import Connection
+
+    from isolated_workers import PipeTransport, UnixSocketTransport
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER_SCRIPT = os.path.join(HERE, "echo_worker.py")
 RESULTS_DIR = os.path.join(HERE, "results")
 MIB = 1024 * 1024
-SCENARIOS = ("S1", "S2", "S3", "S4")
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5")
 
 Result = dict[str, Any]
 
@@ -49,16 +60,25 @@ IW_SYSTEMS = {
     "iw-asyncio-trio": ("asyncio", "trio"),
     "iw-trio-asyncio": ("trio", "asyncio"),
 }
+#: isolated-workers ``WorkerPool.run_sync`` on a pool's built-in worker (S5 only):
+#: host and worker backend.
+IW_RUN_SYNC_SYSTEMS = {"iw-run_sync-asyncio": "asyncio", "iw-run_sync-trio": "trio"}
 ANYIO_SYSTEMS = {"anyio-asyncio": "asyncio", "anyio-trio": "trio"}
 #: The minimal anyio design (bench/minimal.py), on each backend.
 MINIMAL_SYSTEMS = {"minimal-asyncio": "asyncio", "minimal-trio": "trio"}
 MIXED = ("iw-asyncio-trio", "iw-trio-asyncio")
+#: Systems that are pools and nothing else: they measure S5 alone.
+S5_ONLY = (*IW_RUN_SYNC_SYSTEMS, "process-pool")
+#: The peers that are Python pools: the bar of the S5 target.
+S5_PEERS = ("anyio-asyncio", "anyio-trio", "trio-parallel", "process-pool")
 ALL_SYSTEMS = (
     *IW_SYSTEMS,
+    *IW_RUN_SYNC_SYSTEMS,
     *ANYIO_SYSTEMS,
     *MINIMAL_SYSTEMS,
     "trio-parallel",
     "mp-pipe",
+    "process-pool",
 )
 DESCRIPTIONS = {
     "iw-asyncio": "isolated-workers, host asyncio x worker asyncio",
@@ -66,12 +86,15 @@ DESCRIPTIONS = {
     "iw-uvloop": "isolated-workers, host and worker asyncio on uvloop",
     "iw-asyncio-trio": "isolated-workers, host asyncio x worker trio",
     "iw-trio-asyncio": "isolated-workers, host trio x worker asyncio",
+    "iw-run_sync-asyncio": "isolated-workers pool.run_sync, built-in worker, asyncio",
+    "iw-run_sync-trio": "isolated-workers pool.run_sync, built-in worker, trio",
     "anyio-asyncio": "anyio.to_process.run_sync on asyncio",
     "anyio-trio": "anyio.to_process.run_sync on trio",
     "minimal-asyncio": "the minimal anyio design (bench/minimal.py) on asyncio",
     "minimal-trio": "the minimal anyio design (bench/minimal.py) on trio",
     "trio-parallel": "trio_parallel (WorkerContext.run_sync)",
     "mp-pipe": "floor: multiprocessing.Pipe to a forked child, blocking",
+    "process-pool": "concurrent.futures.ProcessPoolExecutor (fork), blocking",
 }
 #: (isolated-workers system, its baseline) pairs of the ratio table.
 RATIO_PAIRS = (
@@ -86,6 +109,10 @@ RATIO_PAIRS = (
     ("iw-asyncio", "mp-pipe"),
     ("iw-trio", "mp-pipe"),
     ("iw-uvloop", "mp-pipe"),
+    ("iw-run_sync-asyncio", "anyio-asyncio"),
+    ("iw-run_sync-trio", "anyio-trio"),
+    ("iw-trio", "trio-parallel"),
+    ("iw-asyncio", "process-pool"),
 )
 
 DEFAULT_COUNTS: dict[str, int] = {
@@ -97,6 +124,9 @@ DEFAULT_COUNTS: dict[str, int] = {
     "s4_calls": 200,
     "s4_warmup": 5,
     "s4_size": MIB,
+    "s5_total": 20_000,
+    "s5_inflight": 100,
+    "s5_workers": 4,
 }
 QUICK_COUNTS: dict[str, int] = {
     "s1_n": 3,
@@ -107,6 +137,9 @@ QUICK_COUNTS: dict[str, int] = {
     "s4_calls": 10,
     "s4_warmup": 2,
     "s4_size": MIB,
+    "s5_total": 2000,
+    "s5_inflight": 100,
+    "s5_workers": 4,
 }
 
 ns = time.perf_counter_ns
@@ -278,30 +311,56 @@ def _s2_sync(
 async def _s3_async(
     call: Callable[[int], Awaitable[int]], counts: dict[str, int]
 ) -> Result:
+    inflight = counts["s3_inflight"]
+    rate = await _inflight_async(call, counts["s3_total"], inflight, "S3")
+    return {**rate, "inflight": inflight}
+
+
+async def _s5_async(
+    call: Callable[[int], Awaitable[int]], counts: dict[str, int]
+) -> Result:
+    """S5 on a pool that ``call`` sends to; the caller opened it with
+    ``s5_workers`` workers."""
+    inflight = counts["s5_inflight"]
+    rate = await _inflight_async(
+        call, counts["s5_total"], inflight, "S5", unit="tasks_per_s"
+    )
+    return {**rate, "inflight": inflight, "workers": counts["s5_workers"]}
+
+
+async def _inflight_async(
+    call: Callable[[int], Awaitable[int]],
+    total: int,
+    inflight: int,
+    scenario: str,
+    unit: str = "msgs_per_s",
+) -> Result:
+    """Throughput of ``total`` calls kept ``inflight`` at a time, after a warm-up."""
     import anyio
 
-    inflight = counts["s3_inflight"]
+    async def burst(count: int) -> None:
+        remaining = count
 
-    async def burst(total: int) -> None:
-        remaining = total
-
+        # A fixed set of tasks taking the next number each: no task per call,
+        # whose start-up cost would be charged to the system measured.
         async def runner() -> None:
             nonlocal remaining
             while remaining > 0:
                 remaining -= 1
                 i = remaining
                 if await call(i) != i:
-                    raise BenchError("S3: wrong echo")
+                    raise BenchError(f"{scenario}: wrong echo")
 
         async with anyio.create_task_group() as tg:
             for _ in range(inflight):
                 tg.start_soon(runner)
 
-    total = counts["s3_total"]
-    await burst(max(inflight * 5, total // 10))  # warm-up
+    # The warm-up also starts whatever a pool starts lazily (anyio.to_process
+    # and trio-parallel spawn workers on demand), outside the timed part.
+    await burst(max(inflight * 5, total // 10))
     t0 = ns()
     await burst(total)
-    return {**_throughput(total, ns() - t0, "msgs_per_s"), "inflight": inflight}
+    return _throughput(total, ns() - t0, unit)
 
 
 async def _s4_async(
@@ -342,12 +401,7 @@ async def _measure_isolated_workers(
 
     from bench_messages import Echo, EchoBytes, Messages, make_serializer
 
-    from isolated_workers import (
-        PipeTransport,
-        UnixSocketTransport,
-        WorkerClient,
-        open_worker,
-    )
+    from isolated_workers import WorkerClient, open_worker, open_worker_pool
 
     args = ["--async"] if handler == "async" else []
     backend: Any = worker_backend
@@ -359,9 +413,7 @@ async def _measure_isolated_workers(
             backend=backend,
             args=args,
             serializer=make_serializer(),
-            transport=PipeTransport()
-            if os.environ["BENCH_TRANSPORT"] == "pipe"
-            else UnixSocketTransport(),
+            transport=_iw_transport(),
         )
 
     out: Result = {}
@@ -382,7 +434,65 @@ async def _measure_isolated_workers(
                 return await worker.send(EchoBytes(data))
 
             out.update(await _s2_to_s4(echo, echo_bytes, scenarios, counts, profile))
+    if "S5" in scenarios:
+        # The same worker and options as above, s5_workers of them behind the
+        # pool's least-busy dispatch.
+        async with open_worker_pool(
+            WORKER_SCRIPT,
+            messages=Messages,
+            size=counts["s5_workers"],
+            backend=backend,
+            args=args,
+            serializer=make_serializer(),
+            transport=_iw_transport(),
+        ) as pool:
+
+            def send(i: int) -> Awaitable[int]:
+                return pool.send(Echo(i))
+
+            out["S5"] = await _s5_async(send, counts)
     return out
+
+
+async def _measure_iw_run_sync(
+    worker_backend: str, scenarios: Sequence[str], counts: dict[str, int]
+) -> Result:
+    """S5 through ``WorkerPool.run_sync`` on a pool opened without a target."""
+    from bench_plain import echo_int
+
+    from isolated_workers import open_worker_pool
+
+    out: Result = _na_but_s5(scenarios)
+    if "S5" in scenarios:
+        # No serializer: the built-in worker speaks only the default (JSON), so
+        # --serializer does not apply here. It imports bench_plain through the
+        # host's sys.path, which the pool hands it, and this script's directory
+        # is on that path.
+        async with open_worker_pool(
+            size=counts["s5_workers"],
+            backend=worker_backend,
+            transport=_iw_transport(),
+        ) as pool:
+
+            def call(i: int) -> Awaitable[int]:
+                return pool.run_sync(echo_int, i)
+
+            out["S5"] = await _s5_async(call, counts)
+    return out
+
+
+def _iw_transport() -> PipeTransport | UnixSocketTransport:
+    """The isolated-workers transport named by ``BENCH_TRANSPORT``."""
+    import isolated_workers
+
+    if os.environ["BENCH_TRANSPORT"] == "pipe":
+        return isolated_workers.PipeTransport()
+    return isolated_workers.UnixSocketTransport()
+
+
+def _na_but_s5(scenarios: Sequence[str]) -> Result:
+    """The entries of a pool-only system for the scenarios other than S5."""
+    return {s: {"na": "a pool: S5 only"} for s in scenarios if s != "S5"}
 
 
 def _measure_anyio_to_process(
@@ -427,10 +537,23 @@ def _measure_anyio_to_process(
         if "S4" in scenarios:
             out["S4"] = await _s4_async(echo_payload, counts, profile)
 
+    # A run of its own, so a process pool of its own (see S1): the limiter lets
+    # at most s5_workers calls through at once, and anyio spawns a process
+    # only when none is idle, so the pool grows to s5_workers processes.
+    async def pool() -> Result:
+        limiter = anyio.CapacityLimiter(counts["s5_workers"])
+
+        def call(i: int) -> Awaitable[int]:
+            return anyio.to_process.run_sync(echo_int, i, limiter=limiter)
+
+        return await _s5_async(call, counts)
+
     if any(s in scenarios for s in ("S2", "S4")):
         anyio.run(steady, backend=backend)
     if "S3" in scenarios:
         out["S3"] = {"na": "one call at a time per worker process"}
+    if "S5" in scenarios:
+        out["S5"] = anyio.run(pool, backend=backend)
     return out
 
 
@@ -438,7 +561,7 @@ def _measure_trio_parallel(
     scenarios: Sequence[str], counts: dict[str, int], profile: _Profiler
 ) -> Result:
     import trio
-    import trio_parallel  # type: ignore[import-not-found, unused-ignore]
+    import trio_parallel  # type: ignore[import-not-found, import-untyped, unused-ignore]
     from bench_plain import echo_bytes, echo_int
 
     out: Result = {}
@@ -477,10 +600,24 @@ def _measure_trio_parallel(
             if "S4" in scenarios:
                 out["S4"] = await _s4_async(echo_payload, counts, profile)
 
+    # A context of its own, closed with its workers before the run ends; as
+    # with anyio, the limiter bounds the workers it spawns.
+    async def pool() -> Result:
+        limiter = trio.CapacityLimiter(counts["s5_workers"])
+        async with trio_parallel.open_worker_context() as ctx:
+
+            def call(i: int) -> Awaitable[int]:
+                result: Awaitable[int] = ctx.run_sync(echo_int, i, limiter=limiter)
+                return result
+
+            return await _s5_async(call, counts)
+
     if any(s in scenarios for s in ("S2", "S4")):
         trio.run(steady)
     if "S3" in scenarios:
         out["S3"] = {"na": "one call at a time per worker process"}
+    if "S5" in scenarios:
+        out["S5"] = trio.run(pool)
     return out
 
 
@@ -544,6 +681,8 @@ def _measure_pipe(
             starts.append(t1 - t0)
             closes.append(t2 - t1)
         out["S1"] = _start_summary(starts, closes)
+    if "S5" in scenarios:
+        out["S5"] = {"na": "one worker, not a pool; see process-pool"}
     if not any(s in scenarios for s in ("S2", "S3", "S4")):
         return out
     pipe = _PipeWorker()
@@ -607,6 +746,52 @@ def _pipe_s4(conn: Connection, counts: dict[str, int], profile: _Profiler) -> Re
     }
 
 
+def _measure_process_pool(scenarios: Sequence[str], counts: dict[str, int]) -> Result:
+    """S5 on a `concurrent.futures.ProcessPoolExecutor`, driven from blocking code."""
+    import collections
+    import concurrent.futures
+    import multiprocessing
+
+    from bench_plain import echo_int
+
+    out = _na_but_s5(scenarios)
+    if "S5" not in scenarios:
+        return out
+    inflight, total = counts["s5_inflight"], counts["s5_total"]
+
+    def burst(pool: concurrent.futures.Executor, count: int) -> None:
+        # A window of futures in the order submitted: wait for the oldest,
+        # then submit the next. The pool answers about in that order (one
+        # call queue), so the window stays full without a wait() on them all.
+        window: collections.deque[tuple[int, Future[int]]] = collections.deque()
+
+        def settle_oldest() -> None:
+            expected, future = window.popleft()
+            if future.result() != expected:
+                raise BenchError("S5: wrong echo")
+
+        for i in range(count):
+            if len(window) >= inflight:
+                settle_oldest()
+            window.append((i, pool.submit(echo_int, i)))
+        while window:
+            settle_oldest()
+
+    with concurrent.futures.ProcessPoolExecutor(
+        counts["s5_workers"], mp_context=multiprocessing.get_context("fork")
+    ) as pool:
+        burst(pool, max(inflight * 5, total // 10))  # warm-up: forks the workers
+        t0 = ns()
+        burst(pool, total)
+        elapsed = ns() - t0
+    out["S5"] = {
+        **_throughput(total, elapsed, "tasks_per_s"),
+        "inflight": inflight,
+        "workers": counts["s5_workers"],
+    }
+    return out
+
+
 def measure(
     system: str,
     scenarios: Sequence[str],
@@ -630,6 +815,13 @@ def measure(
             backend="trio" if host == "trio" else "asyncio",
             backend_options={"use_uvloop": True} if host == "uvloop" else {},
         )
+    if system in IW_RUN_SYNC_SYSTEMS:
+        import anyio
+
+        backend = IW_RUN_SYNC_SYSTEMS[system]
+        return anyio.run(
+            _measure_iw_run_sync, backend, scenarios, counts, backend=backend
+        )
     if system in MINIMAL_SYSTEMS:
         import anyio
 
@@ -645,6 +837,8 @@ def measure(
         return _measure_trio_parallel(scenarios, counts, profiler)
     if system == "mp-pipe":
         return _measure_pipe(scenarios, counts, profiler)
+    if system == "process-pool":
+        return _measure_process_pool(scenarios, counts)
     raise ValueError(f"unknown system {system!r}")
 
 
@@ -666,6 +860,8 @@ async def _measure_minimal(
     if any(s in scenarios for s in ("S2", "S3", "S4")):
         async with open_minimal(backend) as (call, _):
             out.update(await _s2_to_s4(call, call, scenarios, counts, profile))
+    if "S5" in scenarios:
+        out["S5"] = {"na": "one worker, not a pool"}
     return out
 
 
@@ -826,6 +1022,7 @@ COLUMNS = (
     ("S2pin p99 us", "S2pin", "p99_us", "num", False),
     ("S3 msg/s", "S3", "msgs_per_s", "rate", True),
     ("S4 MiB/s", "S4", "mib_per_s", "num", True),
+    ("S5 tasks/s", "S5", "tasks_per_s", "rate", True),
 )
 
 
@@ -870,12 +1067,13 @@ def report(summary: Result) -> str:
     wanted = [*summary["scenarios"], *(["S2pin"] if summary["pinned"] else [])]
     columns = [c for c in COLUMNS if c[1] in wanted]
     lines = ["Legend:"]
+    width = max(map(len, systems), default=0)
     for name, entry in systems.items():
         note = ""
         if "error" in entry or "skipped" in entry:
             kind = "error" if "error" in entry else "skipped"
             note = f" [{kind}: {entry[kind]}]"
-        lines.append(f"  {name:<16} {DESCRIPTIONS[name]}{note}")
+        lines.append(f"  {name:<{width}} {DESCRIPTIONS[name]}{note}")
     headers = ["system", *(c[0] for c in columns)]
     rows: list[list[str]] = []
     for name, entry in systems.items():
@@ -903,7 +1101,10 @@ def report(summary: Result) -> str:
         for _, src, field, _, higher in columns:
             value = _ratio(_cell(a.get(src), field), _cell(b.get(src), field), higher)
             cells.append(_fmt(value, "ratio") if value is not None else "n/a")
-        ratio_rows.append([f"{iw} vs {base}", *cells])
+        # A pair with nothing to compare in these scenarios (S5 of a one-worker
+        # baseline, say) is noise.
+        if any(cell != "n/a" for cell in cells):
+            ratio_rows.append([f"{iw} vs {base}", *cells])
     if ratio_rows:
         lines += [
             "",
@@ -952,6 +1153,29 @@ def _targets(summary: Result) -> list[str]:
                 f"  S4 {iw} at least 0.8x multiprocessing.Pipe: "
                 f"{ratio:.2f}x ({verdict})"
             )
+    # S5: against the fastest Python pool measured in this run, whichever it is.
+    peers = {
+        peer: rate
+        for peer in S5_PEERS
+        if isinstance(rate := get(peer, "S5", "tasks_per_s"), int | float)
+    }
+    if peers:
+        best = max(peers, key=peers.__getitem__)
+        s5_lines = []
+        for iw in ("iw-asyncio", "iw-trio", "iw-uvloop", *IW_RUN_SYNC_SYSTEMS):
+            ratio = _ratio(get(iw, "S5", "tasks_per_s"), peers[best], True)
+            if ratio is not None:
+                verdict = "met" if ratio >= 5.0 else "NOT met"
+                s5_lines.append(
+                    f"  S5 {iw} pool at least 5x the best Python pool peer in "
+                    f"this run: {ratio:.2f}x ({verdict})"
+                )
+        if s5_lines:
+            lines.append(
+                f"  (S5 best Python pool peer in this run: {best}, "
+                f"{_fmt(peers[best], 'rate')} tasks/s)"
+            )
+            lines += s5_lines
     return lines
 
 
@@ -974,13 +1198,14 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--scenarios",
-        default="S1,S2,S3,S4",
+        default=",".join(SCENARIOS),
         help="comma-separated (default: %(default)s)",
     )
     parser.add_argument(
         "--systems",
         default=None,
-        help="comma-separated (default: every system but the mixed pairings)",
+        help="comma-separated (default: every system but the mixed pairings, "
+        "and but the pool-only ones when S5 is not run)",
     )
     parser.add_argument(
         "--mixed",
@@ -1077,7 +1302,12 @@ def _parent_main(options: argparse.Namespace) -> int:
     if options.systems is not None:
         systems = _parse_list(options.systems, ALL_SYSTEMS, "system")
     else:
-        systems = [s for s in ALL_SYSTEMS if s not in MIXED or options.mixed]
+        systems = [
+            s
+            for s in ALL_SYSTEMS
+            if (s not in MIXED or options.mixed)
+            and (s not in S5_ONLY or "S5" in scenarios)
+        ]
     counts = dict(QUICK_COUNTS if options.quick else DEFAULT_COUNTS)
     for item in options.set:
         key, _, value = item.partition("=")
@@ -1088,6 +1318,8 @@ def _parent_main(options: argparse.Namespace) -> int:
         counts[key] = int(value)
 
     skipped: dict[str, str] = {}
+    if "S5" not in scenarios:
+        skipped.update((s, "measures S5 only") for s in systems if s in S5_ONLY)
     if "trio-parallel" in systems and importlib.util.find_spec("trio_parallel") is None:
         skipped["trio-parallel"] = "not installed"
     if importlib.util.find_spec("trio") is None:
@@ -1111,7 +1343,7 @@ def _parent_main(options: argparse.Namespace) -> int:
             (s, scenarios, False) for s in runnable
         ]
         if options.pinned:
-            jobs += [(s, ["S2"], True) for s in runnable]
+            jobs += [(s, ["S2"], True) for s in runnable if s not in S5_ONLY]
         for system, job_scenarios, pinned in jobs:
             label = f"{system}{' pinned' if pinned else ''}"
             print(
@@ -1176,6 +1408,8 @@ def _parent_main(options: argparse.Namespace) -> int:
         f"Counts: S1 median of {counts['s1_n']}; S2 {counts['s2_calls']} calls after "
         f"{counts['s2_warmup']}; S3 {counts['s3_total']} with {counts['s3_inflight']} "
         f"in flight; S4 {counts['s4_calls']} x {counts['s4_size']} bytes; "
+        f"S5 {counts['s5_total']} on {counts['s5_workers']} workers with "
+        f"{counts['s5_inflight']} in flight; "
         f"handler {options.handler}; serializer {options.serializer}; "
         f"transport {options.transport}{'; PROFILED' if options.profile else ''}"
     )
