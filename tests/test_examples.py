@@ -92,6 +92,23 @@ def test_functions(tmp_path: Path) -> None:
     assert "area = 1" in out
 
 
+def test_testing_kit_example() -> None:
+    """The example test of host code on the in-process worker passes."""
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
+            *("--rootdir", str(EXAMPLES), str(EXAMPLES / "test_with_kit.py")),
+        ],
+        cwd=EXAMPLES,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert " passed" in done.stdout
+
+
 def test_fleet(tmp_path: Path) -> None:
     """Four workers started with task_group.start split the count between them."""
     out = run_example(tmp_path, "fleet.py")

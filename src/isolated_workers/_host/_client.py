@@ -607,8 +607,10 @@ class WorkerClient:
             del self._pending[tx]
             call.settle(error=self._crashed(reason, call, limit, tail))
         default = self._policy.default
-        if killed or retry or (
-            isinstance(default, Retry) and self._idle_crashes <= default.attempts
+        if (
+            killed
+            or retry
+            or (isinstance(default, Retry) and self._idle_crashes <= default.attempts)
         ):
             return True
         self._become_crashed(reason)

@@ -65,6 +65,15 @@ def signal_group(pid: int, sig: signal.Signals = signal.SIGKILL) -> None:
         os.killpg(pid, sig)
 
 
+def _signal(process: Process, sig: signal.Signals) -> None:
+    if getattr(process, "in_process", False):  # the test kit's stand-in
+        process.send_signal(sig)
+    else:
+        # By group id: Popen.send_signal would reap the child behind the
+        # event loop's back.
+        signal_group(process.pid, sig)
+
+
 async def stop_and_reap(process: Process, grace: float) -> None:
     """Wait ``grace`` seconds for an exit already asked for, then SIGTERM, then
     SIGKILL; return only once the process is reaped. Shielded from cancellation."""
@@ -82,15 +91,13 @@ async def stop_and_reap(process: Process, grace: float) -> None:
                 grace,
                 sig.name,
             )
-            # By group id: Popen.send_signal would reap the child behind the
-            # event loop's back.
-            signal_group(process.pid, sig)
+            _signal(process, sig)
         await kill_and_reap(process)
 
 
 async def kill_and_reap(process: Process) -> None:
     """SIGKILL the worker's group (it and anything it started) and reap it."""
     with anyio.CancelScope(shield=True):
-        signal_group(process.pid, signal.SIGKILL)
+        _signal(process, signal.SIGKILL)
         await process.wait()
         await process.aclose()

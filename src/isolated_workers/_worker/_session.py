@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from contextvars import ContextVar
 from typing import Any
 
 import attrs
@@ -95,11 +96,19 @@ def _handshake() -> Session:
 
 _session: Session | None = None
 _session_lock = threading.Lock()
+#: The session of a worker served in the host's own process, in its tasks
+#: (`isolated_workers.testing`).
+in_process_session: ContextVar[Session | None] = ContextVar(
+    "isolated_workers_in_process_session", default=None
+)
 
 
 def connect() -> Session:
     """The session, made by the first call."""
     global _session
+    session = in_process_session.get()
+    if session is not None:
+        return session
     with _session_lock:
         if _session is None:
             _session = _handshake()
@@ -108,4 +117,4 @@ def connect() -> Session:
 
 def current() -> Session | None:
     """The session, if one was made."""
-    return _session
+    return in_process_session.get() or _session
