@@ -50,6 +50,8 @@ REQUIRED = [
     "open_worker_pool",
     "WorkerPool",
     "WorkerStats",
+    "Event",
+    "emit",
 ]
 
 

@@ -136,7 +136,7 @@ def test_rejects_class_without_message_base() -> None:
     class Loose:
         x: int
 
-    with pytest.raises(TypeError, match=r"Loose derives from neither Request"):
+    with pytest.raises(TypeError, match=r"Loose derives from none of Request"):
         define_messages(Loose)
 
 

@@ -22,7 +22,17 @@ from isolated_workers import (
 from isolated_workers.testing import open_in_process_worker
 from tests.workers.calls import add as add_numbers
 from tests.workers.echo_handlers import HANDLERS
-from tests.workers.messages import Add, Echo, Echoed, Fail, GetStartup, Messages, Sleep
+from tests.workers.messages import (
+    Add,
+    Echo,
+    Echoed,
+    Fail,
+    GetStartup,
+    Messages,
+    Progress,
+    Sleep,
+    Work,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -115,3 +125,13 @@ async def test_a_missing_handler_is_refused() -> None:
             Messages, {k: v for k, v in HANDLERS.items() if k is not Add}
         ):
             pass
+
+
+async def test_events_reach_the_callback() -> None:
+    seen: list[Progress] = []
+    with anyio.fail_after(5):
+        async with open_in_process_worker(
+            Messages, HANDLERS, on_event={Progress: seen.append}
+        ) as worker:
+            assert await worker.send(Work(2)) == 2
+    assert seen == [Progress(1, 2), Progress(2, 2)]

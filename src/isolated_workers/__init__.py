@@ -26,7 +26,7 @@ from ._errors import (
     WorkerStartupError,
     WorkerTimeoutError,
 )
-from ._messages import Notification, Request
+from ._messages import Event, Notification, Request
 from ._policies import Reject, Retry, ShutdownPolicy
 from ._registry import MessageRegistry, define_messages
 from ._timeouts import Timeouts
@@ -37,7 +37,7 @@ from ._wire._serializers import (
     PickleSerializer,
     Serializer,
 )
-from ._worker._api import get_startup_data, run_worker, serve_worker
+from ._worker._api import emit, get_startup_data, run_worker, serve_worker
 
 if TYPE_CHECKING:
     from ._host._client import WorkerClient, WorkerState, WorkerStats
@@ -64,6 +64,7 @@ __all__ = [
     "ConnectionLost",
     "Direction",
     "Envelope",
+    "Event",
     "Exited",
     "JsonSerializer",
     "MessageRegistry",
@@ -94,6 +95,7 @@ __all__ = [
     "WorkerStats",
     "WorkerTimeoutError",
     "define_messages",
+    "emit",
     "get_startup_data",
     "open_worker",
     "open_worker_pool",

@@ -1,11 +1,11 @@
-"""The base classes that mark a message as a request or a notification."""
+"""The base classes that mark a message as a request, a notification or an event."""
 
 # No "from __future__ import annotations": the annotations below must stay
 # resolvable after __module__ is rewritten to "isolated_workers".
 
 from typing import ClassVar, Generic, TypeVar
 
-__all__ = ["Notification", "Request"]
+__all__ = ["Event", "Notification", "Request"]
 
 # Covariant, so that a Request[int] is also a Request[object].
 R_co = TypeVar("R_co", covariant=True)
@@ -31,6 +31,15 @@ class Request(Generic[R_co]):
 
 class Notification:
     """Base of fire-and-forget messages: ``send()`` returns `None` once written."""
+
+    __slots__ = ()
+    message_type: ClassVar[str]
+
+
+class Event:
+    """Base of messages a worker sends to its host while it works, with
+    `emit`; the host hands them to the callback ``on_event`` names for their
+    class. Fire-and-forget, like a notification the other way."""
 
     __slots__ = ()
     message_type: ClassVar[str]

@@ -11,12 +11,12 @@ from typing import Any, Literal
 
 import attrs
 
-from ._messages import Notification, Request
+from ._messages import Event, Notification, Request
 from ._wire._codec import Structurer, structurer_for
 
 __all__ = ["MessageRegistry", "MessageSpec", "define_messages"]
 
-Kind = Literal["request", "notification"]
+Kind = Literal["request", "notification", "event"]
 
 
 @attrs.frozen
@@ -142,8 +142,10 @@ def _spec_for(cls: object) -> MessageSpec:
         )
     if Notification in cls.__mro__:
         return MessageSpec(cls, name, "notification", None, structure, None)
+    if Event in cls.__mro__:
+        return MessageSpec(cls, name, "event", None, structure, None)
     raise TypeError(
-        f"{cls.__qualname__} derives from neither Request[...] nor Notification"
+        f"{cls.__qualname__} derives from none of Request[...], Notification and Event"
     )
 
 

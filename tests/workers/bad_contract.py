@@ -12,7 +12,16 @@ from typing import Any
 import attrs
 
 from isolated_workers import Request, define_messages, run_worker
-from tests.workers.messages import Add, Echoed, Fail, GetStartup, Remember, Sleep
+from tests.workers.messages import (
+    Add,
+    Echoed,
+    Fail,
+    GetStartup,
+    Progress,
+    Remember,
+    Sleep,
+    Work,
+)
 
 
 @attrs.frozen
@@ -26,7 +35,9 @@ class Extra(Request[int]):
     value: int
 
 
-OtherMessages = define_messages(Echo, Add, Fail, Sleep, GetStartup, Remember, Extra)
+OtherMessages = define_messages(
+    Echo, Add, Fail, Sleep, GetStartup, Remember, Extra, Work, Progress
+)
 
 
 def anything(msg: Any) -> Any:
@@ -34,4 +45,5 @@ def anything(msg: Any) -> Any:
 
 
 if __name__ == "__main__":
-    run_worker(OtherMessages, dict.fromkeys(OtherMessages, anything))
+    handled = [cls for cls in OtherMessages if cls is not Progress]
+    run_worker(OtherMessages, dict.fromkeys(handled, anything))

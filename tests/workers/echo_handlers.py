@@ -13,16 +13,19 @@ from typing import Any
 
 import anyio
 
-from isolated_workers import get_startup_data
+from isolated_workers import emit, get_startup_data
 from tests.workers.messages import (
     Add,
     Echo,
     Echoed,
     Fail,
     GetStartup,
+    Progress,
     Recall,
     Remember,
     Sleep,
+    Unregistered,
+    Work,
 )
 
 remembered: list[int] = []
@@ -67,6 +70,14 @@ def recall(msg: Recall) -> list[int]:
     return remembered
 
 
+async def work(msg: Work) -> int:
+    for done in range(1, msg.steps + 1):
+        await emit(Progress(done, msg.steps))
+    if msg.stray:
+        await emit(Unregistered())
+    return msg.steps
+
+
 HANDLERS: dict[type, Callable[[Any], Any]] = {
     Echo: echo,
     Add: add,
@@ -75,4 +86,5 @@ HANDLERS: dict[type, Callable[[Any], Any]] = {
     GetStartup: get_startup,
     Remember: remember,
     Recall: recall,
+    Work: work,
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from isolated_workers import Notification, Request, define_messages
+from isolated_workers import Event, Notification, Request, define_messages
 
 
 @attrs.frozen
@@ -52,4 +52,26 @@ class Recall(Request[list[int]]):
     pass
 
 
-Messages = define_messages(Echo, Add, Fail, Sleep, GetStartup, Remember, Recall)
+@attrs.frozen
+class Progress(Event):
+    done: int
+    total: int
+
+
+@attrs.frozen
+class Unregistered(Event):
+    """Not in the registry: emitting it fails."""
+
+
+@attrs.frozen
+class Work(Request[int]):
+    """Emit ``steps`` `Progress` events (and an `Unregistered` one if ``stray``),
+    then answer ``steps``."""
+
+    steps: int
+    stray: bool = False
+
+
+Messages = define_messages(
+    Echo, Add, Fail, Sleep, GetStartup, Remember, Recall, Work, Progress
+)

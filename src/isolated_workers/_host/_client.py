@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import inspect
 import itertools
 import logging
 import math
@@ -150,6 +151,7 @@ class WorkerClient:
         self._pending: dict[int, _Call] = {}
         self._middleware = config.middleware
         self._tx_id_factory = config.tx_id_factory or itertools.count(1).__next__
+        self._on_event_callbacks = config.on_event
         self._new_waiter, self._clock = waiter_factory()
         self._deadlines = Deadlines[_Call](self._expire, lambda call: not call.done)
         self._watching = False  # whether the deadline watcher runs
@@ -550,6 +552,9 @@ class WorkerClient:
     def _on_frame(
         self, link: WorkerLink, kind: int, tx: int, body: bytes | bytearray
     ) -> None:
+        if kind == Kind.EVENT:
+            self._on_event(body)
+            return
         if kind not in (Kind.RESULT, Kind.ERROR):
             # The stream can no longer be trusted: the link ends.
             raise ProtocolError(
@@ -576,6 +581,36 @@ class WorkerClient:
             )
         else:
             call.answer(payload, None, meta)
+
+    def _on_event(self, body: bytes | bytearray) -> None:
+        """Hand an event to its callback: a sync one at once, an async one in a
+        task. Neither can harm the client: what they raise is logged."""
+        try:
+            name, payload, _ = decode_body(self._serializer, body)
+            spec = self._messages.spec_named(name)
+            if spec is None or spec.kind != "event":
+                raise ProtocolError(f"{name!r} is not an event of the registry")
+            event = spec.structure(payload, "")
+        except Exception as exc:  # whatever the worker sent, the host goes on
+            log(logger, logging.ERROR, "dropping an event from the worker: %s", exc)
+            return
+        callback = self._on_event_callbacks.get(spec.cls)
+        if callback is None:
+            log(logger, logging.DEBUG, "no on_event callback for %r: dropped", name)
+            return
+        try:
+            result = callback(event)
+        except Exception:
+            log(
+                logger,
+                logging.ERROR,
+                "the on_event callback of %r raised",
+                name,
+                exc_info=True,
+            )
+            return
+        if inspect.isawaitable(result):
+            self._task_group.start_soon(_await_callback, result, name)
 
     def _on_lost(self, link: WorkerLink, reason: ShutdownReason) -> None:
         """The worker stopped without being asked to: hold new sends until
@@ -679,6 +714,19 @@ class WorkerClient:
             return WorkerCrashedError(self._failure, name, attempt=0)
         return WorkerClosedError(
             f"the worker is {self._state.value}; cannot send {name!r}"
+        )
+
+
+async def _await_callback(result: Awaitable[Any], name: str) -> None:
+    try:
+        await result
+    except Exception:
+        log(
+            logger,
+            logging.ERROR,
+            "the on_event callback of %r raised",
+            name,
+            exc_info=True,
         )
 
 

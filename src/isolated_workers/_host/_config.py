@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, cast
 
 import attrs
@@ -57,6 +58,8 @@ class WorkerConfig:
     output: OutputMode
     transport: Transport
     tx_id_factory: Callable[[], int] | None
+    #: The host's callback for each event class the worker may emit.
+    on_event: Mapping[type, Callable[[Any], Any]]
 
     @classmethod
     def from_options(
@@ -79,6 +82,7 @@ class WorkerConfig:
         output: OutputMode = "inherit",
         tx_id_factory: Callable[[], int] | None = None,
         transport: Transport | None = None,
+        on_event: Mapping[type, Callable[[Any], Any]] | None = None,
     ) -> WorkerConfig:
         """Check the options of `open_worker` and resolve their defaults.
 
@@ -114,6 +118,20 @@ class WorkerConfig:
                 "transport must be a UnixSocketTransport or a PipeTransport, "
                 f"not {transport!r}"
             )
+        callbacks = dict(on_event or {})
+        for event_cls, callback in callbacks.items():
+            if (
+                event_cls not in messages
+                or messages.spec_for(event_cls).kind != "event"
+            ):
+                raise TypeError(
+                    f"on_event names {event_cls!r}, which is not an Event of "
+                    "the registry"
+                )
+            if not callable(callback):
+                raise TypeError(
+                    f"the on_event callback of {event_cls.__qualname__} is not callable"
+                )
         target = os.fspath(target)
         interpreter = os.fspath(python) if python is not None else sys.executable
         if target.endswith(".py") or os.sep in target:
@@ -159,4 +177,5 @@ class WorkerConfig:
             output=output,
             transport=transport,
             tx_id_factory=tx_id_factory,
+            on_event=MappingProxyType(callbacks),
         )

@@ -58,6 +58,7 @@ class WorkerOptions(TypedDict, total=False):
     output: OutputMode
     tx_id_factory: Callable[[], int] | None
     transport: Transport | None
+    on_event: Mapping[type, Callable[[Any], Any]] | None
 
 
 @asynccontextmanager
@@ -80,6 +81,7 @@ async def open_worker(
     output: OutputMode = "inherit",
     tx_id_factory: Callable[[], int] | None = None,
     transport: Transport | None = None,
+    on_event: Mapping[type, Callable[[Any], Any]] | None = None,
 ) -> AsyncGenerator[WorkerClient]:
     """Start a worker process and yield its `WorkerClient`; close it on exit.
 
@@ -121,6 +123,10 @@ async def open_worker(
             the wrong request.
         transport: `UnixSocketTransport` (the default on POSIX) or
             `PipeTransport` (the default on Windows).
+        on_event: A callback, sync or async, for each `Event` class the worker
+            may `emit`; it gets the event. Sync callbacks run in the order the
+            events came, async ones as tasks of their own. An event with no
+            callback is dropped, and a callback that raises is logged.
 
     Raises:
         WorkerStartupError: The worker could not be started or did not become
@@ -145,6 +151,7 @@ async def open_worker(
         output=output,
         tx_id_factory=tx_id_factory,
         transport=transport,
+        on_event=on_event,
     )
     async with open_from_config(config) as client:
         yield client

@@ -48,6 +48,7 @@ class Kind(enum.IntEnum):
     SHUTDOWN = 6
     HELLO = 7
     READY = 8
+    EVENT = 9
 
 
 #: kind, transaction id, body; the body of a frame larger than the read

@@ -14,6 +14,7 @@ from typing import Any, TypeVar, overload
 import anyio
 
 from .._errors import SerializerMismatchError, WorkerStartupError
+from .._messages import Event
 from .._registry import MessageRegistry
 from .._util import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -22,10 +23,10 @@ from .._util import (
 from .._wire._codec import structure
 from .._wire._middleware import Middleware
 from .._wire._serializers import JsonSerializer, Serializer
-from ._server import Handler, Server
+from ._server import Handler, Server, serving
 from ._session import Session, connect, current
 
-__all__ = ["get_startup_data", "run_worker", "serve_worker"]
+__all__ = ["emit", "get_startup_data", "run_worker", "serve_worker"]
 
 T = TypeVar("T")
 
@@ -148,9 +149,11 @@ def _prepare(
             f"host and worker define these messages differently: {', '.join(differing)}"
         )
     else:
-        missing = [cls.__qualname__ for cls in messages if cls not in handlers]
+        # Events go the other way: the host handles them, not the worker.
+        handled = [cls for cls in messages if messages.spec_for(cls).kind != "event"]
+        missing = [cls.__qualname__ for cls in handled if cls not in handlers]
         unknown = [
-            getattr(c, "__qualname__", repr(c)) for c in handlers if c not in messages
+            getattr(c, "__qualname__", repr(c)) for c in handlers if c not in handled
         ]
         if missing:
             problem = WorkerStartupError(
@@ -158,7 +161,8 @@ def _prepare(
             )
         elif unknown:
             problem = WorkerStartupError(
-                f"the worker has handlers for messages not in the registry: "
+                f"the worker has handlers for messages not in the registry "
+                f"(or for events, which the host handles): "
                 f"{', '.join(unknown)}"
             )
     if problem is not None:
@@ -168,3 +172,21 @@ def _prepare(
     return Server(
         session, messages, handlers, serializer, max_frame_size, tuple(middleware)
     )
+
+
+async def emit(event: Event) -> None:
+    """Send ``event`` to the host, which hands it to its ``on_event`` callback.
+
+    Call it from a handler (or a task a handler started) while it works: to
+    report progress, say. It waits only while the connection's buffer is
+    full, so a host that does not keep up slows the worker down rather than
+    its memory up.
+
+    Raises:
+        RuntimeError: Not called in a worker's handler.
+        TypeError: ``event`` is not an `Event` of the worker's registry.
+    """
+    server = serving.get()
+    if server is None:
+        raise RuntimeError("emit() works only in the handlers of a worker")
+    await server.emit(event)

@@ -8,6 +8,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
@@ -16,6 +17,7 @@ from anyio.abc import TaskGroup
 
 from .._calls import BUILTIN, CallFunction, call_function
 from .._errors import ProtocolError
+from .._messages import Event
 from .._registry import MessageRegistry, MessageSpec
 from .._util import log
 from .._wire import _framing
@@ -32,6 +34,9 @@ from ._tasks import Spawn, handler_tasks
 logger = logging.getLogger("isolated_workers.worker")
 
 Handler = Callable[[Any], Any]
+
+#: The server whose handlers run in this context, for `emit`.
+serving: ContextVar[Server | None] = ContextVar("isolated_workers_server", default=None)
 
 
 class _Stop(Exception):
@@ -78,6 +83,7 @@ class Server:
 
     async def serve(self) -> None:
         self._connection = self.session.open_connection(self.max_frame_size)
+        token = serving.set(self)  # seen by handlers: their tasks start here
         try:
             async with (
                 anyio.create_task_group() as tg,
@@ -105,7 +111,21 @@ class Server:
                     )
                 tg.cancel_scope.cancel()
         finally:
+            serving.reset(token)
             self._connection.close()
+
+    async def emit(self, event: Event) -> None:
+        """Write ``event`` to the host, once there is room for it."""
+        cls: type[Any] = type(event)
+        try:
+            spec = self.messages.spec_for(cls)
+        except KeyError:
+            spec = None
+        if spec is None or spec.kind != "event":
+            raise TypeError(f"{cls.__qualname__} is not an Event of the registry")
+        body = encode_body(self.serializer, spec.name, event, {})
+        await self._send(frame_parts(Kind.EVENT, 0, body, self.max_frame_size))
+        await anyio.lowlevel.cancel_shielded_checkpoint()  # a checkpoint always
 
     def _on_frames(self, frames: list[Frame]) -> None:
         # Taken off the list one by one, so that a request's body is freed once

@@ -37,6 +37,7 @@ async def open_in_process_worker(
     serializer: Serializer | None = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     tx_id_factory: Callable[[], int] | None = None,
+    on_event: Mapping[type, Callable[[Any], Any]] | None = None,
 ) -> AsyncGenerator[WorkerClient]:
     """Serve ``handlers`` in this event loop and yield a client of them.
 
@@ -60,6 +61,7 @@ async def open_in_process_worker(
         serializer: Used on both sides (default: `~isolated_workers.JsonSerializer`).
         max_frame_size: As for `~isolated_workers.open_worker`.
         tx_id_factory: As for `~isolated_workers.open_worker`.
+        on_event: As for `~isolated_workers.open_worker`.
 
     Raises:
         TypeError: A message class has no handler.
@@ -75,5 +77,6 @@ async def open_in_process_worker(
         serializer=serializer,
         max_frame_size=max_frame_size,
         tx_id_factory=tx_id_factory,
+        on_event=on_event,
     ) as client:
         yield client

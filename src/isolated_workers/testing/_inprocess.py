@@ -154,7 +154,11 @@ async def open_in_process(
 ) -> AsyncGenerator[WorkerClient]:
     """See `isolated_workers.testing.open_in_process_worker`."""
     config = WorkerConfig.from_options("<in-process>", messages=messages, **options)
-    missing = [cls.__qualname__ for cls in messages if cls not in handlers]
+    missing = [
+        cls.__qualname__
+        for cls in messages
+        if cls not in handlers and messages.spec_for(cls).kind != "event"
+    ]
     if missing:
         raise TypeError(f"no handler for: {', '.join(missing)}")
     spawner = _InProcessSpawner(config, handlers, tuple(worker_middleware))
