@@ -52,6 +52,7 @@ REQUIRED = [
     "WorkerStats",
     "Event",
     "emit",
+    "StreamRequest",
 ]
 
 

@@ -26,7 +26,7 @@ from ._errors import (
     WorkerStartupError,
     WorkerTimeoutError,
 )
-from ._messages import Event, Notification, Request
+from ._messages import Event, Notification, Request, StreamRequest
 from ._policies import Reject, Retry, ShutdownPolicy
 from ._registry import MessageRegistry, define_messages
 from ._timeouts import Timeouts
@@ -82,6 +82,7 @@ __all__ = [
     "SerializerMismatchError",
     "ShutdownPolicy",
     "ShutdownReason",
+    "StreamRequest",
     "Timeouts",
     "UnixSocketTransport",
     "WorkerClient",

@@ -5,7 +5,7 @@
 
 from typing import ClassVar, Generic, TypeVar
 
-__all__ = ["Event", "Notification", "Request"]
+__all__ = ["Event", "Notification", "Request", "StreamRequest"]
 
 # Covariant, so that a Request[int] is also a Request[object].
 R_co = TypeVar("R_co", covariant=True)
@@ -40,6 +40,25 @@ class Event:
     """Base of messages a worker sends to its host while it works, with
     `emit`; the host hands them to the callback ``on_event`` names for their
     class. Fire-and-forget, like a notification the other way."""
+
+    __slots__ = ()
+    message_type: ClassVar[str]
+
+
+# Covariant, like R_co.
+T_co = TypeVar("T_co", covariant=True)
+
+
+class StreamRequest(Generic[T_co]):
+    """Base of requests answered with many items: ``worker.stream()`` yields
+    them as the worker's handler, an async generator, produces them.
+
+    Subclass it as an attrs-frozen class and name the item type::
+
+        @attrs.frozen
+        class Scan(StreamRequest[Match]):
+            pattern: str
+    """
 
     __slots__ = ()
     message_type: ClassVar[str]

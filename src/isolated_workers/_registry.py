@@ -11,12 +11,12 @@ from typing import Any, Literal
 
 import attrs
 
-from ._messages import Event, Notification, Request
+from ._messages import Event, Notification, Request, StreamRequest
 from ._wire._codec import Structurer, structurer_for
 
 __all__ = ["MessageRegistry", "MessageSpec", "define_messages"]
 
-Kind = Literal["request", "notification", "event"]
+Kind = Literal["request", "notification", "event", "stream"]
 
 
 @attrs.frozen
@@ -131,15 +131,14 @@ def _spec_for(cls: object) -> MessageSpec:
         structure = structurer_for(cls)  # checks every type inside it too
     except TypeError as exc:
         raise TypeError(f"{cls.__qualname__}: {exc}") from None
-    if Request in cls.__mro__:
-        result_type = _result_type(cls)
+    if Request in cls.__mro__ or StreamRequest in cls.__mro__:
+        kind: Kind = "request" if Request in cls.__mro__ else "stream"
+        result_type = _result_type(cls, Request if kind == "request" else StreamRequest)
         try:
             structure_result = structurer_for(result_type)
         except TypeError as exc:
             raise TypeError(f"result type of {cls.__qualname__}: {exc}") from None
-        return MessageSpec(
-            cls, name, "request", result_type, structure, structure_result
-        )
+        return MessageSpec(cls, name, kind, result_type, structure, structure_result)
     if Notification in cls.__mro__:
         return MessageSpec(cls, name, "notification", None, structure, None)
     if Event in cls.__mro__:
@@ -149,14 +148,14 @@ def _spec_for(cls: object) -> MessageSpec:
     )
 
 
-def _result_type(cls: type) -> Any:
+def _result_type(cls: type, generic: type) -> Any:
     for klass in cls.__mro__:
         for base in klass.__dict__.get("__orig_bases__", ()):
-            if typing.get_origin(base) is Request:
+            if typing.get_origin(base) is generic:
                 (arg,) = typing.get_args(base)
                 return _resolve(arg, klass)
     raise TypeError(
-        f"{cls.__qualname__} must name its result type: Request[ResultType]"
+        f"{cls.__qualname__} must name its result type: {generic.__name__}[ResultType]"
     )
 
 

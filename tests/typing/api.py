@@ -16,6 +16,7 @@ from isolated_workers import (
     MessageRegistry,
     Notification,
     Request,
+    StreamRequest,
     Timeouts,
     WorkerClient,
     WorkerPool,
@@ -131,3 +132,15 @@ async def pools() -> None:
     async with open_worker("myapp.worker", messages=Messages) as worker:
         assert_type(await worker.run_sync(resize, b"", 1), Resized)
         assert_type(worker.stats, WorkerStats)
+
+
+@attrs.frozen
+class Lines(StreamRequest[str]):
+    path: str
+
+
+async def streams(worker: WorkerClient) -> None:
+    async with worker.stream(Lines("x")) as lines:
+        async for line in lines:
+            assert_type(line, str)
+    await worker.send(Lines("x"))  # type: ignore[call-overload]

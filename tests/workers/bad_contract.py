@@ -7,6 +7,7 @@ messages are the shared ones.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
@@ -14,6 +15,8 @@ import attrs
 from isolated_workers import Request, define_messages, run_worker
 from tests.workers.messages import (
     Add,
+    Count,
+    CountState,
     Echoed,
     Fail,
     GetStartup,
@@ -36,7 +39,17 @@ class Extra(Request[int]):
 
 
 OtherMessages = define_messages(
-    Echo, Add, Fail, Sleep, GetStartup, Remember, Extra, Work, Progress
+    Echo,
+    Add,
+    Fail,
+    Sleep,
+    GetStartup,
+    Remember,
+    Extra,
+    Work,
+    Progress,
+    Count,
+    CountState,
 )
 
 
@@ -44,6 +57,14 @@ def anything(msg: Any) -> Any:
     return None
 
 
+async def nothing(msg: Any) -> AsyncIterator[int]:
+    for _ in ():
+        yield 0
+
+
 if __name__ == "__main__":
-    handled = [cls for cls in OtherMessages if cls is not Progress]
-    run_worker(OtherMessages, dict.fromkeys(handled, anything))
+    handlers: dict[type, Any] = {
+        cls: anything for cls in OtherMessages if cls not in (Progress, Count)
+    }
+    handlers[Count] = nothing
+    run_worker(OtherMessages, handlers)

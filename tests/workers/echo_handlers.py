@@ -7,7 +7,7 @@ no handshake: ``serve_in_loop`` relies on `serve_worker` doing its own.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,8 @@ import anyio
 from isolated_workers import emit, get_startup_data
 from tests.workers.messages import (
     Add,
+    Count,
+    CountState,
     Echo,
     Echoed,
     Fail,
@@ -78,6 +80,26 @@ async def work(msg: Work) -> int:
     return msg.steps
 
 
+counted = {"yielded": 0, "closed": 0}
+
+
+async def count(msg: Count) -> AsyncIterator[int]:
+    try:
+        for i in range(msg.n):
+            if i == msg.fail_at:
+                raise ValueError(f"failed at {i}")
+            if i == msg.crash_at:
+                os._exit(3)
+            counted["yielded"] += 1
+            yield i
+    finally:
+        counted["closed"] += 1
+
+
+def count_state(msg: CountState) -> list[int]:
+    return [counted["yielded"], counted["closed"]]
+
+
 HANDLERS: dict[type, Callable[[Any], Any]] = {
     Echo: echo,
     Add: add,
@@ -87,4 +109,6 @@ HANDLERS: dict[type, Callable[[Any], Any]] = {
     Remember: remember,
     Recall: recall,
     Work: work,
+    Count: count,
+    CountState: count_state,
 }

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import attrs
 
-from isolated_workers import Event, Notification, Request, define_messages
+from isolated_workers import (
+    Event,
+    Notification,
+    Request,
+    StreamRequest,
+    define_messages,
+)
 
 
 @attrs.frozen
@@ -72,6 +78,32 @@ class Work(Request[int]):
     stray: bool = False
 
 
+@attrs.frozen
+class Count(StreamRequest[int]):
+    """Yield 0 .. ``n`` - 1; raise before item ``fail_at``, or exit the
+    process before item ``crash_at``."""
+
+    n: int
+    fail_at: int = -1
+    crash_at: int = -1
+
+
+@attrs.frozen
+class CountState(Request[list[int]]):
+    """How many items the `Count` handlers yielded, and how many of them have
+    been closed."""
+
+
 Messages = define_messages(
-    Echo, Add, Fail, Sleep, GetStartup, Remember, Recall, Work, Progress
+    Echo,
+    Add,
+    Fail,
+    Sleep,
+    GetStartup,
+    Remember,
+    Recall,
+    Work,
+    Progress,
+    Count,
+    CountState,
 )

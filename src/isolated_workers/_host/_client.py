@@ -8,7 +8,8 @@ import inspect
 import itertools
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar, TypeVarTuple, cast, final, overload
 
 import anyio
@@ -24,7 +25,7 @@ from .._errors import (
     WorkerCrashedError,
     WorkerTimeoutError,
 )
-from .._messages import Notification, Request
+from .._messages import Notification, Request, StreamRequest
 from .._policies import Retry
 from .._registry import MessageSpec
 from .._util import log
@@ -37,6 +38,7 @@ from .._wire._streams import Buffer
 from ._config import WorkerConfig
 from ._link import STREAM_ERRORS, FrameHandler, LostHandler, WorkerLink
 from ._output import OutputSink
+from ._stream import ItemStream
 from ._waiting import Deadlines, Waiter, waiter_factory
 
 __all__ = ["Spawner", "WorkerClient", "WorkerState", "WorkerStats", "open_client"]
@@ -44,6 +46,7 @@ __all__ = ["Spawner", "WorkerClient", "WorkerState", "WorkerStats", "open_client
 logger = logging.getLogger("isolated_workers")
 
 R = TypeVar("R")
+T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 #: Starts one worker process: ``await spawn(task_group, on_frame, on_lost)``.
@@ -149,6 +152,7 @@ class WorkerClient:
         self._task_group = task_group
         self._link: WorkerLink | None = None
         self._pending: dict[int, _Call] = {}
+        self._streams: dict[int, ItemStream[Any]] = {}
         self._middleware = config.middleware
         self._tx_id_factory = config.tx_id_factory or itertools.count(1).__next__
         self._on_event_callbacks = config.on_event
@@ -284,6 +288,8 @@ class WorkerClient:
             spec = self._messages.spec_for(type(message))
         except KeyError as exc:
             raise TypeError(exc.args[0]) from None
+        if spec.kind == "stream":
+            raise TypeError(f"{spec.name} is a stream request: use stream()")
         await anyio.lowlevel.checkpoint_if_cancelled()  # cancelled: write nothing
         if spec.kind == "notification":
             meta: dict[str, str] = {}
@@ -303,6 +309,53 @@ class WorkerClient:
             await anyio.lowlevel.cancel_shielded_checkpoint()
             return None
         return await self._counted_request(spec, message)
+
+    @asynccontextmanager
+    async def stream(
+        self, message: StreamRequest[T]
+    ) -> AsyncGenerator[AsyncIterator[T]]:
+        """Send a stream request; yield the async iterator of its items.
+
+        Items come as the worker's handler yields them, at most a window of
+        them ahead of the consumer: a slow consumer pauses the handler.
+        Leaving the block before the end, or being cancelled, cancels the
+        handler in the worker. Each wait for the next item is bounded by the
+        message timeout. A stream is never retried.
+
+        Raises:
+            TypeError: ``message`` is not a stream request of the registry.
+            WorkerCrashedError: The worker stopped mid-stream (raised by the
+                iterator, after the items that came before).
+            RemoteError: The handler raised (likewise).
+            WorkerTimeoutError: No item came within the message timeout.
+            WorkerClosedError: The worker was closed.
+        """
+        try:
+            spec = self._messages.spec_for(type(message))
+        except KeyError as exc:
+            raise TypeError(exc.args[0]) from None
+        if spec.kind != "stream":
+            raise TypeError(f"{spec.name} is not a stream request: use send()")
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        timeout = self._timeouts.for_message(spec.cls)
+        tx = self._new_tx()
+        body = encode_body(self._serializer, spec.name, message, {})
+        frame = frame_parts(Kind.STREAM, tx, body, self._max)
+        with anyio.move_on_after(timeout):
+            link = await self._ready_link(spec.name)
+        if self._state is not WorkerState.READY or self._link is None:
+            raise _timed_out(spec.name, timeout)
+        link = self._link
+        items = ItemStream[T](spec, tx, link, self._serializer, timeout)
+        self._streams[tx] = items
+        try:
+            with contextlib.suppress(*STREAM_ERRORS):  # the link reports it
+                link.connection.write(frame)
+            yield items
+        finally:
+            self._streams.pop(tx, None)
+            if not items.ended and link is self._link:
+                link.post((encode_frame(Kind.CANCEL, tx, b"", self._max),))
 
     async def run_sync(
         self,
@@ -537,6 +590,11 @@ class WorkerClient:
                         f"the worker was closed; {call.spec.name!r} did not complete"
                     )
                 )
+                self._end_streams(
+                    lambda name: WorkerClosedError(
+                        f"the worker was closed; {name!r} did not complete"
+                    )
+                )
                 if self._link is not None:
                     await self._link.close(self._timeouts.shutdown)
             finally:
@@ -554,6 +612,25 @@ class WorkerClient:
     ) -> None:
         if kind == Kind.EVENT:
             self._on_event(body)
+            return
+        items = self._streams.get(tx) if link is self._link else None
+        if items is not None and kind in (Kind.ITEM, Kind.RESULT, Kind.ERROR):
+            if kind == Kind.ITEM:
+                items.push(body)
+                return
+            del self._streams[tx]
+            self._idle_crashes = 0
+            error: BaseException | None = None
+            if kind == Kind.ERROR:
+                try:
+                    _, payload, _ = decode_body(self._serializer, body)
+                    error = error_from_payload(payload, items.name)
+                except ProtocolError as exc:
+                    error = exc
+            items.end(error)
+            return
+        if kind == Kind.ITEM:
+            self.late_replies += 1  # a stream its consumer left
             return
         if kind not in (Kind.RESULT, Kind.ERROR):
             # The stream can no longer be trusted: the link ends.
@@ -628,8 +705,10 @@ class WorkerClient:
             # The worker broke the protocol: retrying would not help.
             message = str(reason.error)
             self._settle_all(lambda call: ProtocolError(message))
+            self._end_streams(lambda name: ProtocolError(message))
             self._become_crashed(reason)
             return False
+        self._end_streams(lambda name: WorkerCrashedError(reason, name))
         killed, self._replace_killed = self._replace_killed, False
         if not self._pending and not killed:
             self._idle_crashes += 1
@@ -708,6 +787,12 @@ class WorkerClient:
         pending, self._pending = self._pending, {}
         for call in pending.values():
             call.settle(error=make_error(call))
+
+    def _end_streams(self, make_error: Callable[[str], BaseException]) -> None:
+        """Fail every open stream: they are never retried."""
+        streams, self._streams = self._streams, {}
+        for items in streams.values():
+            items.end(make_error(items.name))
 
     def _unavailable(self, name: str) -> Exception:
         if self._state is WorkerState.CRASHED and self._failure is not None:

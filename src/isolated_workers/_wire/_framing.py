@@ -49,6 +49,9 @@ class Kind(enum.IntEnum):
     HELLO = 7
     READY = 8
     EVENT = 9
+    STREAM = 10  # a `StreamRequest`, to the worker
+    ITEM = 11  # one item of a stream, to the host
+    CREDIT = 12  # the host takes that many more items of a stream
 
 
 #: kind, transaction id, body; the body of a frame larger than the read

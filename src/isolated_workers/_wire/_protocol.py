@@ -6,6 +6,7 @@ a payload describing the exception, never as a pickled exception.
 
 from __future__ import annotations
 
+import struct
 import traceback
 from typing import Any, cast
 
@@ -14,7 +15,20 @@ from ._codec import unstructure
 from ._serializers import Serializer
 from ._streams import Buffer
 
-__all__ = ["decode_body", "describe_exception", "encode_body", "error_from_payload"]
+__all__ = [
+    "CREDIT",
+    "STREAM_WINDOW",
+    "decode_body",
+    "describe_exception",
+    "encode_body",
+    "error_from_payload",
+]
+
+#: How many items of a stream a worker may send ahead of what the host took;
+#: the host grants more with CREDIT frames as its consumer takes them.
+STREAM_WINDOW = 16
+#: A CREDIT frame's body: the number of items granted.
+CREDIT = struct.Struct("!I")
 
 
 def encode_body(

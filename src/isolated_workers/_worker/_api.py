@@ -7,6 +7,7 @@ the backend its host asked for.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar, overload
@@ -155,9 +156,21 @@ def _prepare(
         unknown = [
             getattr(c, "__qualname__", repr(c)) for c in handlers if c not in handled
         ]
+        not_generators = [
+            cls.__qualname__
+            for cls in handled
+            if messages.spec_for(cls).kind == "stream"
+            and cls in handlers
+            and not inspect.isasyncgenfunction(handlers[cls])
+        ]
         if missing:
             problem = WorkerStartupError(
                 f"the worker has no handler for: {', '.join(missing)}"
+            )
+        elif not_generators:
+            problem = WorkerStartupError(
+                "the handlers of stream requests must be async generators: "
+                f"{', '.join(not_generators)}"
             )
         elif unknown:
             problem = WorkerStartupError(

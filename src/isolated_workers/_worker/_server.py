@@ -25,7 +25,13 @@ from .._wire._codec import StructureError
 from .._wire._connection import Connection
 from .._wire._framing import Frame, Kind, frame_parts
 from .._wire._middleware import Envelope, Middleware, apply, check_meta
-from .._wire._protocol import decode_body, describe_exception, encode_body
+from .._wire._protocol import (
+    CREDIT,
+    STREAM_WINDOW,
+    decode_body,
+    describe_exception,
+    encode_body,
+)
 from .._wire._serializers import Serializer
 from .._wire._streams import Buffer
 from ._session import Session
@@ -37,6 +43,25 @@ Handler = Callable[[Any], Any]
 
 #: The server whose handlers run in this context, for `emit`.
 serving: ContextVar[Server | None] = ContextVar("isolated_workers_server", default=None)
+
+
+@attrs.define(eq=False)
+class _Flow:
+    """How many more items of one stream the host will take."""
+
+    available: int = STREAM_WINDOW
+    _wake: anyio.Event = attrs.field(factory=anyio.Event)
+
+    def grant(self, count: int) -> None:
+        self.available += count
+        self._wake.set()
+
+    async def take(self) -> None:
+        """Wait until the host takes one more item, and count it."""
+        while not self.available:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+        self.available -= 1
 
 
 class _Stop(Exception):
@@ -73,6 +98,8 @@ class Server:
         init=False, factory=collections.deque[Callable[[], Awaitable[None]]]
     )
     _lane_wanted: anyio.Event = attrs.field(init=False, factory=anyio.Event)
+    #: The flow control of each running stream.
+    _flows: dict[int, _Flow] = attrs.field(init=False, factory=dict[int, "_Flow"])
 
     def __attrs_post_init__(self) -> None:
         self._dispatch = {
@@ -145,6 +172,22 @@ class Server:
                     scope.cancel()
             elif kind == Kind.NOTIFICATION:
                 self._on_notification(body)
+            elif kind == Kind.STREAM:
+                decoded = self._decode_request(tx, body, "stream")
+                del body
+                if decoded is not None:
+                    spec, message, _ = decoded
+                    handler, _ = self._dispatch[spec.cls]
+                    scope = self._running[tx] = anyio.CancelScope()
+                    self._spawn(
+                        self._run_stream, tx, spec.name, handler, message, scope
+                    )
+            elif kind == Kind.CREDIT:
+                flow = self._flows.get(tx)
+                if len(body) != CREDIT.size:
+                    raise ProtocolError("a CREDIT frame of the wrong size")
+                if flow is not None:  # else the stream has ended meanwhile
+                    flow.grant(CREDIT.unpack(body)[0])
             elif kind == Kind.SHUTDOWN:
                 raise _Stop
             else:
@@ -171,14 +214,14 @@ class Server:
             ) from None
 
     def _decode_request(
-        self, tx: int, body: bytes | bytearray
+        self, tx: int, body: bytes | bytearray, kind: str = "request"
     ) -> tuple[MessageSpec, Any, dict[str, str]] | None:
         """The request's spec, message and meta; `None` if it was refused."""
         if tx in self._running:
             self._refuse(tx, ProtocolError(f"duplicate tx {tx}"))
             return None
         try:
-            return self._decode(body, "request")
+            return self._decode(body, kind)
         except ProtocolError as exc:
             self._refuse(tx, exc)
             return None
@@ -225,6 +268,38 @@ class Server:
                 await self._handle(tx, name, handler, message, meta, scope)
         finally:
             del self._running[tx]
+
+    async def _run_stream(
+        self,
+        tx: int,
+        name: str,
+        handler: Handler,
+        message: Any,
+        scope: anyio.CancelScope,
+    ) -> None:
+        """Send the items of a stream handler as the host takes them, then
+        the end (a result) or the error; the host's cancel closes the
+        generator."""
+        flow = self._flows[tx] = _Flow()
+        try:
+            with scope:
+                try:
+                    async with contextlib.aclosing(handler(message)) as items:
+                        async for item in items:
+                            await flow.take()
+                            body = encode_body(self.serializer, name, item, {})
+                            frame = frame_parts(
+                                Kind.ITEM, tx, body, self.max_frame_size
+                            )
+                            await self._send(frame)
+                except Exception as exc:
+                    if not scope.cancel_called:
+                        await self._reply_error(tx, name, exc)
+                else:
+                    if not scope.cancel_called:
+                        await self._send(self._result_frame(tx, name, None))
+        finally:
+            del self._running[tx], self._flows[tx]
 
     async def _handle(
         self,
