@@ -12,6 +12,7 @@ from isolated_workers import (
     PickleSerializer,
     Request,
     Serializer,
+    StreamRequest,
     define_messages,
 )
 
@@ -30,7 +31,14 @@ class EchoBytes(Request[bytes]):
     data: bytes
 
 
-Messages = define_messages(Echo, EchoBytes)
+@attrs.frozen
+class Numbers(StreamRequest[int]):
+    """bench/stream.py: the worker yields 0 .. ``n`` - 1."""
+
+    n: int
+
+
+Messages = define_messages(Echo, EchoBytes, Numbers)
 
 
 def make_serializer() -> Serializer:

@@ -1,4 +1,4 @@
-"""The benchmark's worker: echoes `Echo` and `EchoBytes`.
+"""The benchmark's worker: echoes `Echo` and `EchoBytes`, streams `Numbers`.
 
 Run by the host as a script (by path). Handlers are sync, the cheapest kind;
 ``--async`` on the command line makes them async (each request then runs as a
@@ -8,9 +8,10 @@ task of the worker's task group).
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
-from bench_messages import Echo, EchoBytes, Messages, make_serializer
+from bench_messages import Echo, EchoBytes, Messages, Numbers, make_serializer
 
 from isolated_workers import run_worker
 
@@ -31,11 +32,17 @@ async def echo_bytes_async(msg: EchoBytes) -> bytes:
     return msg.data
 
 
+async def numbers(msg: Numbers) -> AsyncIterator[int]:
+    for i in range(msg.n):
+        yield i
+
+
 def main() -> None:
     if "--async" in sys.argv[1:]:
         handlers: dict[type, Any] = {Echo: echo_async, EchoBytes: echo_bytes_async}
     else:
         handlers = {Echo: echo, EchoBytes: echo_bytes}
+    handlers[Numbers] = numbers
     run_worker(Messages, handlers, serializer=make_serializer())
 
 
