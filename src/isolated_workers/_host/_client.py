@@ -678,13 +678,7 @@ class WorkerClient:
         try:
             result = callback(event)
         except Exception:
-            log(
-                logger,
-                logging.ERROR,
-                "the on_event callback of %r raised",
-                name,
-                exc_info=True,
-            )
+            _callback_failed(name)
             return
         if inspect.isawaitable(result):
             self._task_group.start_soon(_await_callback, result, name)
@@ -806,13 +800,13 @@ async def _await_callback(result: Awaitable[Any], name: str) -> None:
     try:
         await result
     except Exception:
-        log(
-            logger,
-            logging.ERROR,
-            "the on_event callback of %r raised",
-            name,
-            exc_info=True,
-        )
+        _callback_failed(name)
+
+
+def _callback_failed(name: str) -> None:
+    log(
+        logger, logging.ERROR, "the on_event callback of %r raised", name, exc_info=True
+    )
 
 
 def _timed_out(name: str, timeout: float) -> WorkerTimeoutError:

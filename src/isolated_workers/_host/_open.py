@@ -27,7 +27,7 @@ from .._wire._framing import MAX_FRAME_LIMIT, FrameReader, Kind, encode_frame
 from .._wire._middleware import Middleware
 from .._wire._serializers import Serializer
 from .._wire._streams import NowaitStream
-from ._client import WorkerClient, open_client
+from ._client import Spawner, WorkerClient, open_client
 from ._config import WorkerConfig
 from ._link import FrameHandler, LostHandler, OutputPumps, WorkerLink
 from ._output import OutputMode, OutputSink
@@ -158,14 +158,17 @@ async def open_worker(
 
 
 @asynccontextmanager
-async def open_from_config(config: WorkerConfig) -> AsyncGenerator[WorkerClient]:
-    """A client of a worker started as ``config`` says; closed on exit."""
+async def open_from_config(
+    config: WorkerConfig, spawn: Spawner | None = None
+) -> AsyncGenerator[WorkerClient]:
+    """A client of a worker started as ``config`` says (or by ``spawn``, the
+    test kit's); closed on exit."""
     output = OutputSink(config.output)
+    if spawn is None:
+        spawn = _Spawner(config, output).spawn_link
     try:
         async with anyio.create_task_group() as task_group:
-            client = await open_client(
-                config, _Spawner(config, output).spawn_link, output, task_group
-            )
+            client = await open_client(config, spawn, output, task_group)
             try:
                 yield client
             finally:

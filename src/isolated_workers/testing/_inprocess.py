@@ -21,12 +21,12 @@ import anyio
 import attrs
 from anyio.abc import ByteReceiveStream, ByteSendStream, Process, TaskGroup
 
-from .._host._client import WorkerClient, open_client
+from .._host._client import WorkerClient
 from .._host._config import WorkerConfig
 from .._host._link import FrameHandler, LostHandler, WorkerLink
-from .._host._output import OutputSink
+from .._host._open import open_from_config
 from .._registry import MessageRegistry
-from .._util import json_loads, log, raise_single
+from .._util import json_loads, log
 from .._wire._connection import Connection
 from .._wire._framing import FrameParser
 from .._wire._middleware import Middleware
@@ -162,14 +162,5 @@ async def open_in_process(
     if missing:
         raise TypeError(f"no handler for: {', '.join(missing)}")
     spawner = _InProcessSpawner(config, handlers, tuple(worker_middleware))
-    output = OutputSink(config.output)
-    try:
-        async with anyio.create_task_group() as task_group:
-            client = await open_client(config, spawner.spawn_link, output, task_group)
-            try:
-                yield client
-            finally:
-                await client.aclose()
-                task_group.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        raise_single(group)
+    async with open_from_config(config, spawner.spawn_link) as client:
+        yield client
