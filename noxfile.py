@@ -87,7 +87,10 @@ def tests(session: nox.Session, extras: str) -> None:
             "import importlib.util as u, sys;"
             "sys.exit('trio is installed' if u.find_spec('trio') else 0)",
         )
-    session.run("python", "-m", "pytest", *session.posargs)
+    # One test runner per core, up to four: the tests wait on workers more
+    # than they compute, and each runner has its own leak check.
+    parallel = ["-n", "auto", "--maxprocesses=4", "--dist=worksteal"]
+    session.run("python", "-m", "pytest", *parallel, *session.posargs)
 
 
 @nox.session
