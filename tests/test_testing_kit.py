@@ -135,3 +135,18 @@ async def test_events_reach_the_callback() -> None:
         ) as worker:
             assert await worker.send(Work(2)) == 2
     assert seen == [Progress(1, 2), Progress(2, 2)]
+
+
+async def test_run_sync_goes_through_the_middleware() -> None:
+    seen: list[tuple[str, str]] = []
+
+    def record(envelope: Envelope, direction: str) -> None:
+        seen.append((direction, envelope.type))
+
+    with anyio.fail_after(5):
+        async with open_in_process_worker(
+            Messages, HANDLERS, middleware=[record]
+        ) as worker:
+            assert await worker.run_sync(add_numbers, 1, 2) == 3
+    name = "isolated_workers.CallFunction"
+    assert seen == [("outgoing", name), ("incoming", name)]
