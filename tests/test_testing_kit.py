@@ -24,6 +24,7 @@ from tests.workers.calls import add as add_numbers
 from tests.workers.echo_handlers import HANDLERS
 from tests.workers.messages import (
     Add,
+    Count,
     Echo,
     Echoed,
     Fail,
@@ -150,3 +151,14 @@ async def test_run_sync_goes_through_the_middleware() -> None:
             assert await worker.run_sync(add_numbers, 1, 2) == 3
     name = "isolated_workers.CallFunction"
     assert seen == [("outgoing", name), ("incoming", name)]
+
+
+async def test_a_stream_handler_must_be_an_async_generator() -> None:
+    def not_a_generator(msg: Count) -> list[int]:
+        return list(range(msg.n))
+
+    with pytest.raises(TypeError, match="must be async generators: Count"):
+        async with open_in_process_worker(
+            Messages, {**HANDLERS, Count: not_a_generator}
+        ):
+            pass

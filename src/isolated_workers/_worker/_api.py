@@ -149,35 +149,8 @@ def _prepare(
         problem = WorkerStartupError(
             f"host and worker define these messages differently: {', '.join(differing)}"
         )
-    else:
-        # Events go the other way: the host handles them, not the worker.
-        handled = [cls for cls in messages if messages.spec_for(cls).kind != "event"]
-        missing = [cls.__qualname__ for cls in handled if cls not in handlers]
-        unknown = [
-            getattr(c, "__qualname__", repr(c)) for c in handlers if c not in handled
-        ]
-        not_generators = [
-            cls.__qualname__
-            for cls in handled
-            if messages.spec_for(cls).kind == "stream"
-            and cls in handlers
-            and not inspect.isasyncgenfunction(handlers[cls])
-        ]
-        if missing:
-            problem = WorkerStartupError(
-                f"the worker has no handler for: {', '.join(missing)}"
-            )
-        elif not_generators:
-            problem = WorkerStartupError(
-                "the handlers of stream requests must be async generators: "
-                f"{', '.join(not_generators)}"
-            )
-        elif unknown:
-            problem = WorkerStartupError(
-                f"the worker has handlers for messages not in the registry "
-                f"(or for events, which the host handles): "
-                f"{', '.join(unknown)}"
-            )
+    elif (mismatch := check_handlers(messages, handlers)) is not None:
+        problem = WorkerStartupError(mismatch)
     if problem is not None:
         session.send_ready(ok=False, error=type(problem).__name__, message=str(problem))
         raise problem
@@ -185,6 +158,38 @@ def _prepare(
     return Server(
         session, messages, handlers, serializer, max_frame_size, tuple(middleware)
     )
+
+
+def check_handlers(
+    messages: MessageRegistry, handlers: Mapping[type, Handler]
+) -> str | None:
+    """What is wrong with ``handlers`` for ``messages``, or `None`."""
+    # Events go the other way: the host handles them, not the worker.
+    handled = [cls for cls in messages if messages.spec_for(cls).kind != "event"]
+    missing = [cls.__qualname__ for cls in handled if cls not in handlers]
+    unknown = [
+        getattr(c, "__qualname__", repr(c)) for c in handlers if c not in handled
+    ]
+    not_generators = [
+        cls.__qualname__
+        for cls in handled
+        if messages.spec_for(cls).kind == "stream"
+        and cls in handlers
+        and not inspect.isasyncgenfunction(handlers[cls])
+    ]
+    if missing:
+        return f"the worker has no handler for: {', '.join(missing)}"
+    if not_generators:
+        return (
+            "the handlers of stream requests must be async generators: "
+            f"{', '.join(not_generators)}"
+        )
+    if unknown:
+        return (
+            "the worker has handlers for messages not in the registry "
+            f"(or for events, which the host handles): {', '.join(unknown)}"
+        )
+    return None
 
 
 async def emit(event: Event) -> None:

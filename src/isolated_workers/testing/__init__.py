@@ -64,7 +64,9 @@ async def open_in_process_worker(
         on_event: As for `~isolated_workers.open_worker`.
 
     Raises:
-        TypeError: A message class has no handler.
+        TypeError: The handlers do not fit the registry, as `run_worker`
+            would say: one is missing, is for a class of another registry, or
+            is not an async generator for a stream request.
     """
     async with open_in_process(
         messages,

@@ -31,6 +31,7 @@ from .._wire._connection import Connection
 from .._wire._framing import FrameParser
 from .._wire._middleware import Middleware
 from .._wire._streams import SocketChannel
+from .._worker._api import check_handlers
 from .._worker._server import Handler, Server
 from .._worker._session import Session, in_process_session
 
@@ -154,13 +155,9 @@ async def open_in_process(
 ) -> AsyncGenerator[WorkerClient]:
     """See `isolated_workers.testing.open_in_process_worker`."""
     config = WorkerConfig.from_options("<in-process>", messages=messages, **options)
-    missing = [
-        cls.__qualname__
-        for cls in messages
-        if cls not in handlers and messages.spec_for(cls).kind != "event"
-    ]
-    if missing:
-        raise TypeError(f"no handler for: {', '.join(missing)}")
+    mismatch = check_handlers(messages, handlers)
+    if mismatch is not None:
+        raise TypeError(mismatch)
     spawner = _InProcessSpawner(config, handlers, tuple(worker_middleware))
     async with open_from_config(config, spawner.spawn_link) as client:
         yield client
