@@ -64,9 +64,10 @@ async def open_in_process_worker(
         on_event: As for `~isolated_workers.open_worker`.
 
     Raises:
-        TypeError: The handlers do not fit the registry, as `run_worker`
-            would say: one is missing, is for a class of another registry, or
-            is not an async generator for a stream request.
+        TypeError: The handlers do not fit the registry, as
+            `~isolated_workers.run_worker` would say: one is missing, is for
+            a class of another registry, or is not an async generator for a
+            stream request.
     """
     async with open_in_process(
         messages,
