@@ -341,11 +341,11 @@ class WorkerClient:
         tx = self._new_tx()
         body = encode_body(self._serializer, spec.name, message, {})
         frame = frame_parts(Kind.STREAM, tx, body, self._max)
+        link: WorkerLink | None = None
         with anyio.move_on_after(timeout):
             link = await self._ready_link(spec.name)
-        if self._state is not WorkerState.READY or self._link is None:
+        if link is None:
             raise _timed_out(spec.name, timeout)
-        link = self._link
         items = ItemStream[T](spec, tx, link, self._serializer, timeout)
         self._streams[tx] = items
         try:
@@ -406,9 +406,18 @@ class WorkerClient:
             ) from None
 
     async def _counted_request(self, spec: MessageSpec, message: Any) -> Any:
-        """`_bounded_request`, counted in `stats`."""
+        """`_request` within the message's timeout, counted in `stats`."""
+        timeout = self._timeouts.for_message(spec.cls)
+        result: Any = None
         try:
-            result = await self._bounded_request(spec, message)
+            if not self._middleware:
+                result = await self._request(spec, message, seconds=timeout)
+            else:
+                # Middleware may take its time too: bound the whole call.
+                with anyio.move_on_after(timeout) as scope:
+                    result = await self._request(spec, message, seconds=math.inf)
+                if scope.cancelled_caught:
+                    raise _timed_out(spec.name, timeout)
         except anyio.get_cancelled_exc_class():
             raise
         except BaseException:
@@ -416,15 +425,6 @@ class WorkerClient:
             raise
         self._completed += 1
         return result
-
-    async def _bounded_request(self, spec: MessageSpec, message: Any) -> Any:
-        timeout = self._timeouts.for_message(spec.cls)
-        if not self._middleware:
-            return await self._request(spec, message, seconds=timeout)
-        # Middleware may take its time too: bound the whole call.
-        with anyio.move_on_after(timeout):
-            return await self._request(spec, message, seconds=math.inf)
-        raise _timed_out(spec.name, timeout)
 
     async def _request(self, spec: MessageSpec, message: Any, seconds: float) -> Any:
         """Send one request and return its result. ``seconds`` is watched by
