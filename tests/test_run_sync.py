@@ -156,6 +156,10 @@ async def test_kill_on_cancel_also_applies_to_a_timeout(tmp_path: Path) -> None:
             with pytest.raises(WorkerTimeoutError):
                 await pool.run_sync(block, str(marker), kill_on_cancel=True)
             await wait_gone(first)
+            # The next call's 0.5 s would also bound the wait for the new
+            # worker, which a loaded machine may take longer to start.
+            [worker] = pool.workers
+            await wait_until(lambda: worker.state is WorkerState.READY, "a new worker")
             assert await pool.run_sync(pid) != first
 
 
