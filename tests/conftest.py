@@ -4,6 +4,7 @@
   and, when it is installed, on Trio.
 - ``worker_backend``: the event loop of the worker process; a test that requests it
   covers all four host/worker pairings.
+- ``beacon``: FIFOs a worker writes to and a test awaits (see `tests._util.Beacon`).
 - ``check_leaks`` (autouse): fails a test that leaves fds, processes, zombies or
   socket directories behind.
 """
@@ -11,19 +12,18 @@
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests import _leaks
-
-HAVE_TRIO = importlib.util.find_spec("trio") is not None
+from tests._util import HAVE_TRIO, Beacon
 
 _HOST_BACKENDS = [pytest.param(("asyncio", {"debug": True}), id="asyncio")]
 _WORKER_BACKENDS = [pytest.param("asyncio", id="w-asyncio")]
@@ -76,6 +76,20 @@ def check_leaks() -> Iterator[None]:
         # Kill and reap now so that these processes do not trouble the next test.
         _leaks.kill_and_reap(leaks.procs | leaks.zombies)
         pytest.fail(f"the test leaked resources:\n{report}", pytrace=False)
+
+
+@pytest.fixture
+def beacon(tmp_path: Path) -> Iterator[Callable[[str], Beacon]]:
+    """Make `Beacon` FIFOs by name in ``tmp_path``; all are closed afterwards."""
+    made: list[Beacon] = []
+
+    def make(name: str) -> Beacon:
+        made.append(Beacon(tmp_path / name))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -19,7 +19,6 @@ send-side frame limit (test_framing.py ``test_encode_frame_*``, test_host.py
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -56,6 +55,7 @@ from isolated_workers._wire._framing import HEADER, FrameReader, Kind
 from isolated_workers._wire._handshake import host_authenticate
 from isolated_workers._wire._protocol import error_from_payload
 from isolated_workers._wire._streams import SocketStream
+from tests._util import HAVE_TRIO
 from tests.workers.bad_input_messages import (
     Act,
     Carry,
@@ -75,7 +75,6 @@ from tests.workers.bad_input_messages import (
 
 pytestmark = pytest.mark.anyio
 
-HAVE_TRIO = importlib.util.find_spec("trio") is not None
 WORKER = "tests.workers.bad_input_worker"
 RAW_WORKER = "tests.workers.bad_input_raw_worker"
 #: The absolute deadlock guard of every test, in seconds.

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +37,19 @@ from isolated_workers import (
     WorkerState,
     WorkerTimeoutError,
 )
-from tests.workers.rel_messages import Die, Echo, Hold, Note, Ping, ReplyThenDie
-from tests.workers.rel_support import (
+from tests._util import (
     GUARD,
+    Beacon,
     assert_reaped,
     expect_error,
     reap_orphan,
     rel_worker,
     socket_dirs,
-    wait_for_file,
     wait_gone,
     wait_running,
     wait_until,
 )
+from tests.workers.rel_messages import Die, Echo, Hold, Note, Ping, ReplyThenDie
 from tests.workers.rel_worker import REPLY_THEN_DIE_CODE
 
 pytestmark = pytest.mark.anyio
@@ -257,11 +258,12 @@ async def test_a14_close_kills_a_worker_hung_in_c(
     worker_backend: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
+    beacon: Callable[[str], Beacon],
 ) -> None:
     """A14: aclose() SIGKILLs and reaps a worker that ignores SIGTERM in pause()."""
     grace = 0.3
     caplog.set_level(logging.WARNING, logger="isolated_workers")
-    hung = tmp_path / "hung"
+    hung = beacon("hung")
     with anyio.fail_after(GUARD):
         async with rel_worker(
             worker_backend, timeouts=Timeouts(shutdown=grace)
@@ -275,7 +277,7 @@ async def test_a14_close_kills_a_worker_hung_in_c(
                     closed,
                     lambda: client.send(Die("ignore_term_pause", str(hung))),
                 )
-                await wait_for_file(hung)
+                await hung.wait_for_text()
                 start = anyio.current_time()
                 await client.aclose()
                 elapsed = anyio.current_time() - start
@@ -295,10 +297,13 @@ async def test_a14_close_kills_a_worker_hung_in_c(
 
 
 async def test_a16_crash_seen_from_exit_when_a_grandchild_holds_the_socket(
-    anyio_backend: object, worker_backend: str, tmp_path: Path
+    anyio_backend: object,
+    worker_backend: str,
+    tmp_path: Path,
+    beacon: Callable[[str], Beacon],
 ) -> None:
     """A16: the crash is seen from the exit at once; the grandchild is killed too."""
-    grandchild_marker = tmp_path / "grandchild"
+    grandchild_marker = beacon("grandchild")
     with anyio.fail_after(GUARD):
         async with rel_worker(worker_backend) as client:
             pid = client.pid
@@ -308,7 +313,7 @@ async def test_a16_crash_seen_from_exit_when_a_grandchild_holds_the_socket(
             assert anyio.current_time() - start < CRASH_LATENCY
             assert info.value.reason == Exited(code=3, signal=None)
             assert client.state is WorkerState.CRASHED
-        grandchild = int(await wait_for_file(grandchild_marker))
+        grandchild = int(await grandchild_marker.wait_for_text())
         assert_reaped(pid)
         # The grandchild was re-parented to this process (a child subreaper):
         # the library's group kill must have ended it; reap it here.
@@ -382,11 +387,14 @@ async def test_a17_reply_wins_when_exit_and_reply_are_seen_together(
 
 
 async def test_a18_hang_up_without_exit_is_a_crash_and_the_process_is_killed(
-    anyio_backend: object, worker_backend: str, tmp_path: Path
+    anyio_backend: object,
+    worker_backend: str,
+    tmp_path: Path,
+    beacon: Callable[[str], Beacon],
 ) -> None:
     """A18: a worker closing its socket but living on is a ConnectionClosed crash,
     and the host kills and reaps it."""
-    hung_up = tmp_path / "hung_up"
+    hung_up = beacon("hung_up")
     with anyio.fail_after(GUARD):
         async with rel_worker(worker_backend) as client:
             pid = client.pid
@@ -399,7 +407,7 @@ async def test_a18_hang_up_without_exit_is_a_crash_and_the_process_is_killed(
                     pending,
                     lambda: client.send(Die("close_socket", str(hung_up))),
                 )
-                await wait_for_file(hung_up)
+                await hung_up.wait_for_text()
                 await wait_until(
                     lambda: not client.is_connected, "the host to see the hang-up"
                 )
@@ -427,18 +435,21 @@ async def test_a18_hang_up_without_exit_is_a_crash_and_the_process_is_killed(
 
 
 async def test_a19_blocked_event_loop_times_out_and_close_escalates(
-    anyio_backend: object, worker_backend: str, tmp_path: Path
+    anyio_backend: object,
+    worker_backend: str,
+    tmp_path: Path,
+    beacon: Callable[[str], Beacon],
 ) -> None:
     """A19: with the worker's loop blocked, requests time out; aclose() escalates."""
     grace = 0.3
-    busy = tmp_path / "busy"
+    busy = beacon("busy")
     timeouts = Timeouts(message=0.3, shutdown=grace)
     with anyio.fail_after(GUARD):
         async with rel_worker(worker_backend, timeouts=timeouts) as client:
             pid = client.pid
             with pytest.raises(WorkerTimeoutError):
                 await client.send(Die("busy", str(busy)))
-            await wait_for_file(busy)
+            await busy.wait_for_text()
             for request in (Echo(1), Ping()):
                 start = anyio.current_time()
                 with pytest.raises(WorkerTimeoutError):
@@ -464,7 +475,11 @@ async def test_a19_blocked_event_loop_times_out_and_close_escalates(
     ],
 )
 async def test_a20_every_pending_request_settles_exactly_once(
-    anyio_backend: object, worker_backend: str, tmp_path: Path, fault: str
+    anyio_backend: object,
+    worker_backend: str,
+    tmp_path: Path,
+    fault: str,
+    beacon: Callable[[str], Beacon],
 ) -> None:
     """A20: exit, EOF and read error at once settle every pending request once."""
     outcomes: dict[int, list[object]] = {}
@@ -485,7 +500,7 @@ async def test_a20_every_pending_request_settles_exactly_once(
                 return
             key += 1
 
-    stall = tmp_path / "stall"
+    stall = beacon("stall")
     with anyio.fail_after(GUARD):
         async with rel_worker(worker_backend) as client:
             pid = client.pid
@@ -501,7 +516,7 @@ async def test_a20_every_pending_request_settles_exactly_once(
                     # The worker's loop is blocked: what the racers send now
                     # stays unread, so the kill resets the connection as well.
                     tg.start_soon(call, 98, Die("busy", str(stall)))
-                    await wait_for_file(stall)
+                    await stall.wait_for_text()
                     for racer in range(10):
                         tg.start_soon(race, 1000 * (racer + 1))
                     # 40 Holds, the Die and one Echo per racer: written, unread.

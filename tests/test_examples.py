@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests._util import HAVE_TRIO
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-HAVE_TRIO = importlib.util.find_spec("trio") is not None
 
 pytestmark = pytest.mark.slow
 

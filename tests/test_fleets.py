@@ -20,12 +20,12 @@ from isolated_workers import (
     WorkerCrashedError,
     start_worker,
 )
+from tests._util import GUARD, REL_WORKER, assert_reaped, wait_running
 from tests.workers.rel_messages import Hold, Ping, RelMessages
-from tests.workers.rel_support import GUARD, WORKER, assert_reaped, wait_running
 
 pytestmark = pytest.mark.anyio
 
-start = functools.partial(start_worker, WORKER, messages=RelMessages)
+start = functools.partial(start_worker, REL_WORKER, messages=RelMessages)
 
 
 async def test_cancelling_the_fleet_closes_every_worker() -> None:

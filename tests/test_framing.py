@@ -16,7 +16,6 @@ from typing import Any
 import anyio
 import pytest
 from anyio.abc import ByteReceiveStream, ByteSendStream
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from isolated_workers import JsonSerializer, ProtocolError
 from isolated_workers._util import DEFAULT_MAX_FRAME_SIZE
@@ -30,61 +29,13 @@ from isolated_workers._wire._framing import (
 )
 from isolated_workers._wire._protocol import decode_body, encode_body
 from isolated_workers._wire._streams import SocketStream
+from tests._util import MemoryReceive, MemorySend
 
 pytestmark = pytest.mark.anyio
 
 MAX = DEFAULT_MAX_FRAME_SIZE
 READ_SIZE = 256 * 1024  # FrameReader's read size
 MiB = 1024 * 1024
-
-
-class MemorySend(ByteSendStream):
-    """Byte sends into a memory object stream; records the size of each send."""
-
-    def __init__(self, stream: MemoryObjectSendStream[bytes]) -> None:
-        self._stream = stream
-        self.sends: list[int] = []
-
-    async def send(self, item: bytes) -> None:
-        self.sends.append(len(item))
-        await self._stream.send(bytes(item))
-
-    async def send_eof(self) -> None:
-        await self._stream.aclose()
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-
-
-class MemoryReceive(ByteReceiveStream):
-    """Byte receives from a memory object stream.
-
-    ``max_chunk`` caps what one `receive` returns (1: a byte at a time);
-    ``delivered`` counts the bytes handed out so far.
-    """
-
-    def __init__(
-        self, stream: MemoryObjectReceiveStream[bytes], max_chunk: int | None = None
-    ) -> None:
-        self._stream = stream
-        self._max_chunk = max_chunk
-        self._pending = b""
-        self._offset = 0
-        self.delivered = 0
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        if self._offset == len(self._pending):
-            self._pending = await self._stream.receive()
-            self._offset = 0
-        if self._max_chunk is not None:
-            max_bytes = min(max_bytes, self._max_chunk)
-        start = self._offset
-        self._offset = min(start + max_bytes, len(self._pending))
-        self.delivered += self._offset - start
-        return self._pending[start : self._offset]
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
 
 
 KINDS = ["memory", "anyio-socket", "socket"]

@@ -66,9 +66,7 @@ from isolated_workers._wire._protocol import error_from_payload
 from isolated_workers._wire._streams import SocketStream
 from isolated_workers._worker._server import Server
 from isolated_workers._worker._session import Session
-from tests.conftest import HAVE_TRIO
-from tests.test_framing import MemoryReceive, MemorySend
-from tests.test_security import RecordingStream
+from tests._util import HAVE_TRIO, MemoryReceive, MemorySend, RecordingStream
 from tests.workers.fuzz_messages import MAX_FRAME_SIZE, Messages, make_handlers
 
 pytestmark = pytest.mark.anyio

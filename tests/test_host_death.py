@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import HAVE_TRIO
+from tests._util import HAVE_TRIO
 
 BACKENDS = [
     "asyncio",

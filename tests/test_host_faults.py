@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,21 +34,19 @@ from isolated_workers import (
     WorkerTimeoutError,
     start_worker,
 )
-from tests.conftest import HAVE_TRIO
-from tests.workers.rel_messages import Blob, Echo, Hold, Ping, RelMessages, Stall
-from tests.workers.rel_support import (
+from tests._util import (
     GUARD,
-    WORKER,
+    HAVE_TRIO,
+    REL_WORKER,
+    Beacon,
     assert_reaped,
-    line_count,
     rel_worker,
     socket_dirs,
-    wait_for_file,
-    wait_for_lines,
     wait_orphan_exit,
     wait_running,
     wait_until,
 )
+from tests.workers.rel_messages import Blob, Echo, Hold, Ping, RelMessages, Stall
 
 pytestmark = pytest.mark.anyio
 
@@ -73,27 +71,27 @@ ORPHAN_EXIT = 2.0
 
 
 async def test_b1_cancel_scope_cancels_the_handler(
-    anyio_backend: object, worker_backend: str, tmp_path: Path
+    anyio_backend: object, worker_backend: str, beacon: Callable[[str], Beacon]
 ) -> None:
     """B1: cancelling a send returns promptly and cancels exactly its handler."""
-    cancelled = tmp_path / "cancelled"
-    other = tmp_path / "other"
+    cancelled, cancelled_exit = beacon("cancelled"), beacon("cancelled.exited")
+    other, other_exit = beacon("other"), beacon("other.exited")
     with anyio.fail_after(GUARD):
         async with rel_worker(worker_backend) as client:
             pid = client.pid
             async with anyio.create_task_group() as others:
                 others.start_soon(client.send, Hold(str(other)))
-                await wait_for_lines(other, 1)
+                await other.wait_for_lines(1)
                 with anyio.CancelScope() as scope:
                     async with anyio.create_task_group() as tg:
                         tg.start_soon(client.send, Hold(str(cancelled)))
-                        await wait_for_lines(cancelled, 1)
+                        await cancelled.wait_for_lines(1)
                         start = anyio.current_time()
                         scope.cancel()
                 assert anyio.current_time() - start < 0.5
-                await wait_for_lines(Path(f"{cancelled}.exited"), 1)
+                await cancelled_exit.wait_for_lines(1)
                 await wait_running(client, 1)  # the other Hold runs on
-                assert line_count(Path(f"{other}.exited")) == 0
+                assert other_exit.text == ""
                 assert await client.send(Ping()) == pid
                 others.cancel_scope.cancel()
             await wait_running(client, 0)
@@ -102,11 +100,11 @@ async def test_b1_cancel_scope_cancels_the_handler(
 
 
 async def test_b2_message_timeout_cancels_the_handler(
-    anyio_backend: object, worker_backend: str, tmp_path: Path
+    anyio_backend: object, worker_backend: str, beacon: Callable[[str], Beacon]
 ) -> None:
     """B2: Timeouts(message=0.2) raises WorkerTimeoutError (a TimeoutError) and
     cancels the handler; the same worker serves on."""
-    held = tmp_path / "held"
+    held, held_exit = beacon("held"), beacon("held.exited")
     with anyio.fail_after(GUARD):
         async with rel_worker(worker_backend, timeouts=Timeouts(message=0.2)) as client:
             pid = client.pid
@@ -116,7 +114,7 @@ async def test_b2_message_timeout_cancels_the_handler(
             elapsed = anyio.current_time() - start
             assert isinstance(info.value, TimeoutError)
             assert 0.2 <= elapsed < 0.2 + 0.5
-            await wait_for_lines(Path(f"{held}.exited"), 1)
+            await held_exit.wait_for_lines(1)
             await wait_running(client, 0)
             assert await client.send(Ping()) == pid
 
@@ -125,10 +123,14 @@ async def test_b2_message_timeout_cancels_the_handler(
 
 
 async def test_b3_cancel_during_a_partial_write_keeps_the_stream_in_sync(
-    anyio_backend: object, worker_backend: str, tmp_path: Path
+    anyio_backend: object,
+    worker_backend: str,
+    tmp_path: Path,
+    beacon: Callable[[str], Beacon],
 ) -> None:
     """B3: cancelling a half-written 32 MiB request never desynchronises the stream."""
     stall = tmp_path / "stall"
+    entered = beacon("stall.entered")
     stalled: list[str] = []
     big = b"\xab" * (32 << 20)
 
@@ -141,7 +143,7 @@ async def test_b3_cancel_during_a_partial_write_keeps_the_stream_in_sync(
                 # The worker's loop blocks: it reads nothing, so the big frame
                 # fills the socket buffers and its write stops half-way.
                 tg.start_soon(stall_worker, client)
-                await wait_for_file(Path(f"{stall}.entered"))
+                await entered.wait_for_text()
                 with anyio.CancelScope() as scope:
                     async with anyio.create_task_group() as sender:
                         sender.start_soon(client.send, Blob(big))
@@ -173,7 +175,7 @@ async def test_b5_task_group_cancel_closes_a_fleet(
     grace = 1.0
     start = functools.partial(
         start_worker,
-        WORKER,
+        REL_WORKER,
         messages=RelMessages,
         backend=worker_backend,
         timeouts=Timeouts(shutdown=grace),
@@ -294,17 +296,21 @@ def stderr_of(directory: Path) -> str:
 
 
 async def test_b7_host_dies_during_the_handshake(
-    anyio_backend_name: str, worker_backend: str, tmp_path: Path
+    anyio_backend_name: str,
+    worker_backend: str,
+    tmp_path: Path,
+    beacon: Callable[[str], Beacon],
 ) -> None:
     """B7: a worker whose host died before the handshake exits at once and
     removes the socket directory."""
+    spawned = beacon("spawned")
     before = set(socket_dirs())
     try:
         with anyio.fail_after(GUARD):
             async with host_program(
                 "handshake", anyio_backend_name, worker_backend, tmp_path
             ) as (host, _):
-                worker = int(await wait_for_file(tmp_path / "spawned"))
+                worker = int(await spawned.wait_for_text())
                 assert len(set(socket_dirs()) - before) == 1  # the host listens
                 os.killpg(host.pid, signal.SIGKILL)
                 assert await wait_exit(host, 5) == -signal.SIGKILL

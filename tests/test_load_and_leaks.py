@@ -16,7 +16,7 @@ import resource
 import signal
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,10 @@ from isolated_workers import (
     WorkerState,
 )
 from tests import _leaks
-from tests.conftest import HAVE_TRIO
-from tests.workers.rel_messages import Die, Gather, Hold, Note, Ping, Running, Seen
-from tests.workers.rel_support import (
+from tests._util import (
     GUARD,
+    HAVE_TRIO,
+    Beacon,
     assert_reaped,
     children,
     deadlock_breaker,
@@ -42,9 +42,9 @@ from tests.workers.rel_support import (
     rel_worker,
     scale,
     socket_dirs,
-    wait_for_file,
     wait_running,
 )
+from tests.workers.rel_messages import Die, Gather, Hold, Note, Ping, Running, Seen
 
 pytestmark = pytest.mark.anyio
 
@@ -304,11 +304,14 @@ async def test_e6_cancel_open_worker_at_every_checkpoint(
 
 
 async def test_f7_cancel_during_startup_leaves_no_orphan(
-    anyio_backend: object, worker_backend: str, tmp_path: Path
+    anyio_backend: object,
+    worker_backend: str,
+    tmp_path: Path,
+    beacon: Callable[[str], Beacon],
 ) -> None:
     """F7: cancelling open_worker after the spawn, before the handshake, kills and
     reaps the worker and removes its socket directory before returning."""
-    spawned = tmp_path / "spawned"
+    spawned = beacon("spawned")
     with anyio.fail_after(GUARD):
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
@@ -318,7 +321,7 @@ async def test_f7_cancel_during_startup_leaves_no_orphan(
                     str(spawned),
                     str(tmp_path / "go-never"),
                 )
-                pid = int(await wait_for_file(spawned))
+                pid = int(await spawned.wait_for_text())
                 assert len(socket_dirs()) == 1
                 scope.cancel()
         assert scope.cancelled_caught
@@ -380,11 +383,15 @@ async def test_f4_mass_cancel_returns_on_time_and_cancels_every_handler(
 
 @pytest.mark.parametrize("where", ["aclose", "block-exit"])
 async def test_f6_cancelled_close_still_kills_and_reaps(
-    anyio_backend: object, worker_backend: str, tmp_path: Path, where: str
+    anyio_backend: object,
+    worker_backend: str,
+    tmp_path: Path,
+    where: str,
+    beacon: Callable[[str], Beacon],
 ) -> None:
     """F6: a close cancelled mid-escalation still SIGKILLs and reaps the worker
     before the cancellation propagates."""
-    hung = tmp_path / "hung"
+    hung = beacon("hung")
     grace = 0.3
     with anyio.fail_after(GUARD):
         with anyio.move_on_after(GUARD) as scope:
@@ -400,7 +407,7 @@ async def test_f6_cancelled_close_still_kills_and_reaps(
                         closed,
                         lambda: client.send(Die("ignore_term_pause", str(hung))),
                     )
-                    await wait_for_file(hung)
+                    await hung.wait_for_text()
                     # The deadline passes while the worker ignores the shutdown
                     # request and SIGTERM.
                     scope.deadline = anyio.current_time() + grace / 3

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -18,17 +19,12 @@ from isolated_workers import (
     WorkerCrashedError,
     open_worker,
 )
+from tests._util import GUARD, Beacon
 from tests.workers.fault_messages import Allocate, Blob, Block, Faults, Ping
 
 pytestmark = pytest.mark.anyio
 
 FAULT_WORKER = "tests.workers.fault_worker"
-GUARD = 30
-
-
-async def wait_for_file(path: Path) -> None:
-    while not path.exists():
-        await anyio.sleep(0.01)
 
 
 async def test_memory_error_is_a_remote_error_and_the_worker_lives_on(
@@ -52,9 +48,10 @@ async def test_memory_error_is_a_remote_error_and_the_worker_lives_on(
 
 async def test_a_worker_killed_while_growing_is_reported_with_the_oom_hint(
     tmp_path: Path,
+    beacon: Callable[[str], Beacon],
 ) -> None:
     """SIGKILL while a handler grows its memory, as the OOM killer does (A8)."""
-    marker = tmp_path / "growing"
+    marker = beacon("growing")
     with anyio.fail_after(GUARD):
         async with (
             open_worker(FAULT_WORKER, messages=Faults) as worker,
@@ -68,16 +65,16 @@ async def test_a_worker_killed_while_growing_is_reported_with_the_oom_hint(
                 assert "out of memory is a common cause" in str(caught.value)
 
             tg.start_soon(grow)
-            await wait_for_file(marker)
+            await marker.wait_for_text()
             os.kill(worker.pid, signal.SIGKILL)
 
 
 async def test_a_crash_during_a_32_mib_write_fails_the_send_promptly(
-    worker_backend: str, tmp_path: Path
+    worker_backend: str, tmp_path: Path, beacon: Callable[[str], Beacon]
 ) -> None:
     """The worker dies while the host is stuck writing 32 MiB: send() fails within
     a second with WorkerCrashedError, and no BrokenPipeError leaks (A15)."""
-    marker = tmp_path / "stalled"
+    marker = beacon("stalled")
     outcomes: list[WorkerCrashedError] = []
 
     async def send(message: Block | Blob) -> None:
@@ -93,7 +90,7 @@ async def test_a_crash_during_a_32_mib_write_fails_the_send_promptly(
             async with anyio.create_task_group() as tg:
                 # A sync handler stalls the worker's loop: nothing reads.
                 tg.start_soon(send, Block(str(marker), sync=True))
-                await wait_for_file(marker)
+                await marker.wait_for_text()
                 tg.start_soon(send, Blob(b"x" * (32 * 1024 * 1024)))
                 await anyio.wait_all_tasks_blocked()  # the 32 MiB write is stuck
                 killed = time.monotonic()

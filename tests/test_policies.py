@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -21,18 +21,12 @@ from isolated_workers import (
     WorkerState,
     open_worker,
 )
+from tests._util import GUARD, Beacon
 from tests.workers.fault_messages import Block, Crash, Faults, Ping, Work
 
 pytestmark = pytest.mark.anyio
 
 FAULT_WORKER = "tests.workers.fault_worker"
-GUARD = 30
-
-
-async def wait_for_lines(marker: Path, count: int) -> None:
-    """Wait until ``count`` handlers have noted their entry in ``marker``."""
-    while not marker.exists() or len(marker.read_text().splitlines()) < count:
-        await anyio.sleep(0.01)
 
 
 async def collect(
@@ -52,10 +46,10 @@ async def collect(
 
 
 async def test_retry_resends_in_flight_requests_to_a_respawned_worker(
-    worker_backend: str, tmp_path: Path
+    worker_backend: str, tmp_path: Path, beacon: Callable[[str], Beacon]
 ) -> None:
     """SIGKILL with 50 in flight under Retry: all succeed on one new worker (A2)."""
-    gate, marker = tmp_path / "gate", tmp_path / "entered"
+    gate, marker = tmp_path / "gate", beacon("entered")
     work = [Work(i, str(gate), str(marker)) for i in range(50)]
     results: dict[int, object] = {}
     with anyio.fail_after(GUARD):
@@ -68,7 +62,7 @@ async def test_retry_resends_in_flight_requests_to_a_respawned_worker(
             first_pid = worker.pid
             async with anyio.create_task_group() as tg:
                 tg.start_soon(collect, worker, work, results)
-                await wait_for_lines(marker, 50)
+                await marker.wait_for_lines(50)
                 gate.touch()  # the respawned worker answers at once
                 os.kill(first_pid, signal.SIGKILL)
             assert results == {i: 2 * i for i in range(50)}
@@ -78,9 +72,11 @@ async def test_retry_resends_in_flight_requests_to_a_respawned_worker(
             assert await worker.send(Ping()) == worker.pid
 
 
-async def test_shutdown_policy_retries_only_the_named_messages(tmp_path: Path) -> None:
+async def test_shutdown_policy_retries_only_the_named_messages(
+    tmp_path: Path, beacon: Callable[[str], Beacon]
+) -> None:
     """With Retry only for Work, a crash fails Block at once and retries Work (A2)."""
-    gate, marker = tmp_path / "gate", tmp_path / "entered"
+    gate, marker = tmp_path / "gate", beacon("entered")
     messages: list[Work | Block] = [
         Work(7, str(gate), str(marker)),
         Block(str(marker)),
@@ -95,7 +91,7 @@ async def test_shutdown_policy_retries_only_the_named_messages(tmp_path: Path) -
             anyio.create_task_group() as tg,
         ):
             tg.start_soon(collect, worker, messages, results)
-            await wait_for_lines(marker, 2)
+            await marker.wait_for_lines(2)
             gate.touch()
             os.kill(worker.pid, signal.SIGKILL)
     assert results[0] == 14
@@ -158,9 +154,11 @@ async def test_reject_leaves_a_crashed_worker_crashed() -> None:
             assert worker.respawns == 0
 
 
-async def test_a_requested_close_never_retries(tmp_path: Path) -> None:
+async def test_a_requested_close_never_retries(
+    tmp_path: Path, beacon: Callable[[str], Beacon]
+) -> None:
     """aclose() with 10 pending under Retry: 10 WorkerClosedError, no respawn (A21)."""
-    marker = tmp_path / "entered"
+    marker = beacon("entered")
     results: dict[int, object] = {}
     with anyio.fail_after(GUARD):
         async with open_worker(
@@ -170,7 +168,7 @@ async def test_a_requested_close_never_retries(tmp_path: Path) -> None:
                 tg.start_soon(
                     collect, worker, [Block(str(marker)) for _ in range(10)], results
                 )
-                await wait_for_lines(marker, 10)
+                await marker.wait_for_lines(10)
                 await worker.aclose()
             await worker.aclose()  # a second close is a no-op
     assert all(isinstance(r, WorkerClosedError) for r in results.values())

@@ -25,14 +25,14 @@ from isolated_workers import (
     WorkerState,
     open_worker_pool,
 )
+from tests._util import GUARD, REL_WORKER, wait_gone, wait_running, wait_until
 from tests.workers.rel_messages import Echo, Hold, Ping, RelMessages
-from tests.workers.rel_support import GUARD, WORKER, wait_gone, wait_running, wait_until
 
 pytestmark = pytest.mark.anyio
 
 
 def pool(size: int, **options: Any) -> Any:
-    return open_worker_pool(WORKER, messages=RelMessages, size=size, **options)
+    return open_worker_pool(REL_WORKER, messages=RelMessages, size=size, **options)
 
 
 def pids(pool: WorkerPool) -> list[int]:

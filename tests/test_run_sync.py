@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +28,15 @@ from isolated_workers import (
     WorkerTimeoutError,
     open_worker_pool,
 )
-from tests.workers import calls
-from tests.workers.calls import Point, add, block, fail, pid, shift
-from tests.workers.rel_support import (
+from tests._util import (
     GUARD,
+    Beacon,
     rel_worker,
-    wait_for_file,
     wait_gone,
     wait_until,
 )
+from tests.workers import calls
+from tests.workers.calls import Point, add, block, fail, pid, shift
 
 pytestmark = pytest.mark.anyio
 
@@ -128,11 +129,11 @@ async def test_any_worker_serves_run_sync(worker_backend: str) -> None:
 
 
 async def test_kill_on_cancel_replaces_a_worker_stuck_in_a_call(
-    tmp_path: Path, worker_backend: str
+    tmp_path: Path, worker_backend: str, beacon: Callable[[str], Beacon]
 ) -> None:
     """A cancelled call that cannot be interrupted kills its worker; another
     starts, and serves the next call."""
-    marker = tmp_path / "entered"
+    marker = beacon("entered")
     with anyio.fail_after(GUARD):
         async with rel_worker(worker_backend) as worker:
             with anyio.move_on_after(GUARD) as scope:
@@ -140,7 +141,7 @@ async def test_kill_on_cancel_replaces_a_worker_stuck_in_a_call(
                     tg.start_soon(
                         lambda: worker.run_sync(block, str(marker), kill_on_cancel=True)
                     )
-                    stuck = int(await wait_for_file(marker))
+                    stuck = int(await marker.wait_for_text())
                     scope.cancel()
             await wait_gone(stuck)
             assert await worker.run_sync(pid) != stuck
@@ -148,8 +149,10 @@ async def test_kill_on_cancel_replaces_a_worker_stuck_in_a_call(
             assert worker.state is WorkerState.READY
 
 
-async def test_kill_on_cancel_also_applies_to_a_timeout(tmp_path: Path) -> None:
-    marker = tmp_path / "entered"
+async def test_kill_on_cancel_also_applies_to_a_timeout(
+    tmp_path: Path, beacon: Callable[[str], Beacon]
+) -> None:
+    marker = beacon("entered")
     with anyio.fail_after(GUARD):
         async with open_worker_pool(size=1, timeouts=Timeouts(message=0.5)) as pool:
             first = pool.workers[0].pid
@@ -165,17 +168,18 @@ async def test_kill_on_cancel_also_applies_to_a_timeout(tmp_path: Path) -> None:
 
 async def test_without_kill_on_cancel_the_worker_finishes_the_call(
     tmp_path: Path,
+    beacon: Callable[[str], Beacon],
 ) -> None:
     """The caller is back at once; the worker is left to its call (a SIGKILL
     here ends it, and the pool replaces it)."""
-    marker = tmp_path / "entered"
+    marker = beacon("entered")
     with anyio.fail_after(GUARD):
         async with open_worker_pool(size=1) as pool:
             busy = pool.workers[0].pid
             with anyio.move_on_after(GUARD) as scope:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(lambda: pool.run_sync(block, str(marker)))
-                    await wait_for_file(marker)
+                    await marker.wait_for_text()
                     scope.cancel()
             assert pool.workers[0].pid == busy
             os.kill(busy, signal.SIGKILL)

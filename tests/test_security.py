@@ -62,6 +62,7 @@ from isolated_workers._wire._handshake import (
     worker_authenticate,
 )
 from isolated_workers._wire._protocol import encode_body
+from tests._util import Beacon, RecordingStream, socket_dirs
 from tests.workers import sec_messages
 from tests.workers.ext_messages import Guarded
 from tests.workers.ext_messages import Messages as ExtMessages
@@ -98,38 +99,6 @@ def sock_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
         shutil.rmtree(base, ignore_errors=True)
 
 
-def socket_dirs(base: Path) -> list[Path]:
-    return sorted(base.glob("isolated-workers-*"))
-
-
-class RecordingStream(anyio.abc.ByteStream):
-    """Wraps a stream and records every byte received from and sent to the peer."""
-
-    def __init__(self, inner: anyio.abc.ByteStream) -> None:
-        self.inner = inner
-        self.received = bytearray()
-        self.sent = bytearray()
-        self.outcome = "pending"
-        #: The ``max_bytes`` of each read the host made.
-        self.reads: list[int] = []
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        self.reads.append(max_bytes)
-        data = await self.inner.receive(max_bytes)
-        self.received += data
-        return data
-
-    async def send(self, item: bytes) -> None:
-        self.sent += item
-        await self.inner.send(item)
-
-    async def send_eof(self) -> None:
-        await self.inner.send_eof()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
 @pytest.fixture
 def host_peers(monkeypatch: pytest.MonkeyPatch) -> list[RecordingStream]:
     """Record what the host reads from and writes to each peer before it is trusted."""
@@ -149,14 +118,6 @@ def host_peers(monkeypatch: pytest.MonkeyPatch) -> list[RecordingStream]:
 
     monkeypatch.setattr(transport_module, "host_authenticate", recording_authenticate)
     return peers
-
-
-async def wait_for_path(path: Path) -> None:
-    """Poll for ``path`` to exist (bounded by the caller's `fail_after`)."""
-    while True:
-        if await anyio.Path(path).exists():
-            return
-        await anyio.sleep(0.005)
 
 
 class Blocked:
@@ -187,10 +148,10 @@ async def blocked_worker(
     the worker process runs and the host's socket directory exists.
     """
     blocked = Blocked(tmp_path / "release")
-    started = tmp_path / "release.started"
+    started = Beacon(tmp_path / "release.started")
 
     async def probe() -> None:
-        await wait_for_path(started)  # the host listens before it spawns
+        await started.wait_for_text()  # the host listens before it spawns
         (directory,) = socket_dirs(base)
         blocked.directory = directory
         try:
@@ -202,14 +163,17 @@ async def blocked_worker(
     options.setdefault("startup_data", {"marker": MARKER})
     options.setdefault("messages", Messages)
     module = options.pop("module", "tests.workers.echo")
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(probe)
-        async with open_worker(
-            "tests.workers.sec_blocked",
-            args=[str(blocked.release_file), module],
-            **options,
-        ) as client:
-            yield client
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(probe)
+            async with open_worker(
+                "tests.workers.sec_blocked",
+                args=[str(blocked.release_file), module],
+                **options,
+            ) as client:
+                yield client
+    finally:
+        started.close()
 
 
 async def read_until_closed(stream: anyio.abc.ByteStream) -> bytes:
@@ -272,7 +236,6 @@ async def test_socket_dir_name_is_random(sock_base: Path, tmp_path: Path) -> Non
     with anyio.fail_after(30):
         for attempt in range(2):
             (tmp_path / "release").unlink(missing_ok=True)
-            (tmp_path / "release.started").unlink(missing_ok=True)
             async with blocked_worker(sock_base, tmp_path, inspect) as worker:
                 assert await worker.send(Echo(attempt)) == Echoed(attempt)
     assert all(DIR_NAME.fullmatch(name) for name in names), names

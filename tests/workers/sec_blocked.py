@@ -15,9 +15,8 @@ import sys
 import time
 
 release = sys.argv[1]
-with open(f"{release}.started.tmp", "w") as started:
-    started.write(str(os.getpid()))
-os.rename(f"{release}.started.tmp", f"{release}.started")  # appears complete
+with open(f"{release}.started", "w") as started:  # the test's beacon
+    started.write(f"{os.getpid()}\n")
 deadline = time.monotonic() + 30
 while not os.path.exists(release):
     if time.monotonic() > deadline:

@@ -1,0 +1,366 @@
+"""Helpers for the whole suite; test modules import from here, never from each other.
+
+Workers are other processes, so tests synchronise on two kinds of fact: lines a
+worker writes into a `Beacon` (a FIFO the test awaits, woken as soon as the line
+arrives), and OS facts such as a process being gone, polled with a deadline
+(reliability.md section 4). Never on fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import tempfile
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import anyio
+import anyio.abc
+import psutil
+import pytest
+from anyio.abc import ByteReceiveStream, ByteSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from isolated_workers import WorkerClient, open_worker
+from tests._leaks import DIR_PREFIX
+from tests.workers.rel_messages import RelMessages, Running
+
+HAVE_TRIO = importlib.util.find_spec("trio") is not None
+#: The absolute deadlock guard of a test, in seconds (reliability.md: 30).
+GUARD = 30
+#: How long a poll for an OS fact, or a wait for a beacon line, may take.
+PATIENCE = 10.0
+
+WorkerBackend = Literal["asyncio", "trio"]
+REL_WORKER = "tests.workers.rel_worker"
+
+
+def scale() -> int:
+    """``RELIABILITY_SCALE`` (default 1): multiplies the sizes of load tests."""
+    return max(1, int(os.environ.get("RELIABILITY_SCALE", "1")))
+
+
+def rel_worker(
+    worker_backend: str, target: str = REL_WORKER, **options: Any
+) -> AbstractAsyncContextManager[WorkerClient]:
+    """``open_worker`` on the fault contract's worker, on the given event loop."""
+    return open_worker(
+        target,
+        messages=RelMessages,
+        backend=cast(WorkerBackend, worker_backend),
+        **options,
+    )
+
+
+# ---------------------------------------------------------------- rendezvous
+
+
+class Beacon:
+    """A FIFO at ``path`` that a worker writes lines into, and the test awaits.
+
+    The worker needs no special code: opening the path and writing to it, as it
+    would a marker file, reaches the test at once. The test keeps a write end of
+    its own open, so the FIFO never reads as ended between two writers; a line
+    under ``PIPE_BUF`` bytes arrives whole. Tests get beacons from the ``beacon``
+    fixture, which closes them.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        os.mkfifo(path, 0o600)
+        self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self._keep_fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        self._text = ""
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @property
+    def text(self) -> str:
+        """Everything received so far, including what waits unread in the FIFO."""
+        with contextlib.suppress(BlockingIOError):
+            while data := os.read(self._fd, 65536):
+                self._text += data.decode()
+        return self._text
+
+    @property
+    def lines(self) -> list[str]:
+        """The complete lines received so far."""
+        return self.text.splitlines()[: self.text.count("\n")]
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self._fd, 65536)
+            except BlockingIOError:
+                await anyio.wait_readable(self._fd)
+            else:
+                self._text += data.decode()
+                return
+
+    async def wait_for_text(self, patience: float = PATIENCE) -> str:
+        """Wait until anything has arrived; return all the text so far."""
+        with anyio.fail_after(patience):
+            while not self.text:
+                await self._read()
+        return self.text
+
+    async def wait_for_lines(self, count: int, patience: float = PATIENCE) -> list[str]:
+        """Wait until at least ``count`` complete lines have arrived."""
+        with anyio.fail_after(patience):
+            while len(self.lines) < count:
+                await self._read()
+        return self.lines
+
+    def close(self) -> None:
+        """Unlink, then close: a worker that writes later creates a plain file
+        rather than blocking on a FIFO nobody reads."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        os.close(self._keep_fd)
+        os.close(self._fd)
+
+
+# ----------------------------------------------------------- polling OS facts
+
+
+async def wait_until_async(
+    predicate: Callable[[], Awaitable[bool]], what: str, patience: float = PATIENCE
+) -> None:
+    """Poll ``predicate`` until it holds; fail the test after ``patience`` s."""
+    with anyio.move_on_after(patience):
+        while not await predicate():
+            await anyio.sleep(0.005)
+        return
+    pytest.fail(f"gave up waiting for {what}")
+
+
+async def wait_until(
+    predicate: Callable[[], bool], what: str, patience: float = PATIENCE
+) -> None:
+    """Like `wait_until_async`, for a plain function."""
+
+    async def check() -> bool:
+        return predicate()
+
+    await wait_until_async(check, what, patience)
+
+
+def line_count(path: Path) -> int:
+    """Lines in the file ``path`` (0 if it does not exist yet)."""
+    try:
+        return path.read_text().count("\n")
+    except FileNotFoundError:
+        return 0
+
+
+async def wait_running(client: WorkerClient, count: int) -> None:
+    """Wait until exactly ``count`` `Hold` handlers run in the fault worker."""
+
+    async def reached() -> bool:
+        return await client.send(Running()) == count
+
+    await wait_until_async(reached, f"{count} running Hold handlers")
+
+
+def is_gone(pid: int) -> bool:
+    """``pid`` has exited and was waited for (no process, not even a zombie)."""
+    return not psutil.pid_exists(pid)
+
+
+def assert_reaped(pid: int) -> None:
+    """``pid`` is gone now, reaped."""
+    assert is_gone(pid), f"process {pid} is still there: {describe(pid)}"
+
+
+async def wait_gone(pid: int, patience: float = PATIENCE) -> None:
+    """Wait until ``pid`` is gone and reaped by its parent."""
+    await wait_until(lambda: is_gone(pid), f"process {pid} to be reaped", patience)
+
+
+def describe(pid: int) -> str:
+    """One line on the process ``pid``, for failure messages."""
+    try:
+        process = psutil.Process(pid)
+        return f"[{process.status()}] ppid {process.ppid()} {process.cmdline()}"
+    except psutil.Error as exc:
+        return repr(exc)
+
+
+def reap_orphan(pid: int) -> int | None:
+    """``waitpid`` an orphan this process adopted (pytest is a child subreaper):
+    its wait status once it has exited, `None` while it runs."""
+    done, status = os.waitpid(pid, os.WNOHANG)
+    return status if done else None
+
+
+async def wait_orphan_exit(pid: int, patience: float) -> int:
+    """Reap the adopted orphan ``pid`` and what died with its process group;
+    fail if it runs ``patience`` s on."""
+    with anyio.move_on_after(patience):
+        while (status := reap_orphan(pid)) is None:
+            await anyio.sleep(0.005)
+        await _reap_group(pid)
+        return status
+    pytest.fail(f"process {pid} still runs after {patience} s: {describe(pid)}")
+
+
+async def _reap_group(pgid: int) -> None:
+    """Reap the members of a worker's group that this subreaper adopted when
+    the worker died: the worker kills its whole group when its host dies, so
+    these are dying already. (A Trio worker, for one, runs ``ldconfig`` the
+    first time it starts a thread.) A member that lives on is left for the
+    leak check to report."""
+    with anyio.move_on_after(2):
+        while True:
+            members = []
+            for child in psutil.Process().children():
+                with contextlib.suppress(ProcessLookupError):
+                    if os.getpgid(child.pid) == pgid:
+                        members.append(child.pid)
+            if not members:
+                return
+            for member in members:
+                with contextlib.suppress(ChildProcessError):
+                    reap_orphan(member)
+            await anyio.sleep(0.005)
+
+
+def socket_dirs(base: Path | None = None) -> list[Path]:
+    """The library's socket directories in ``base`` (this run's temporary one)."""
+    return sorted(Path(base or tempfile.gettempdir()).glob(f"{DIR_PREFIX}*"))
+
+
+def children() -> set[tuple[int, float]]:
+    """This process's descendants, as ``(pid, create_time)``."""
+    found: set[tuple[int, float]] = set()
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            found.add((child.pid, child.create_time()))
+    return found
+
+
+async def expect_error(
+    error_type: type[BaseException],
+    errors: list[BaseException],
+    call: Callable[[], Awaitable[object]],
+) -> None:
+    """Run ``call``; it must raise ``error_type``, collected in ``errors``."""
+    try:
+        result = await call()
+    except error_type as exc:
+        errors.append(exc)
+    else:
+        pytest.fail(f"expected {error_type.__name__}, got the result {result!r}")
+
+
+@contextlib.contextmanager
+def deadlock_breaker(seconds: float) -> Iterator[list[str]]:
+    """SIGKILL this process's descendants if the block runs over ``seconds``.
+
+    ``fail_after`` cannot end a wait the library shields from cancellation; a
+    worker's death ends its link, so a deadlock then fails the test instead of
+    hanging the run. The list yielded is non-empty if the breaker fired.
+    """
+    done = threading.Event()
+    fired: list[str] = []
+
+    def watch() -> None:
+        if done.wait(seconds):
+            return
+        for child in psutil.Process().children(recursive=True):
+            fired.append(describe(child.pid))
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+
+    thread = threading.Thread(target=watch, name="deadlock breaker", daemon=True)
+    thread.start()
+    try:
+        yield fired
+    finally:
+        done.set()
+        thread.join()
+
+
+# ------------------------------------------------------------ byte streams
+
+
+class MemorySend(ByteSendStream):
+    """Byte sends into a memory object stream; records the size of each send."""
+
+    def __init__(self, stream: MemoryObjectSendStream[bytes]) -> None:
+        self._stream = stream
+        self.sends: list[int] = []
+
+    async def send(self, item: bytes) -> None:
+        self.sends.append(len(item))
+        await self._stream.send(bytes(item))
+
+    async def send_eof(self) -> None:
+        await self._stream.aclose()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+class MemoryReceive(ByteReceiveStream):
+    """Byte receives from a memory object stream.
+
+    ``max_chunk`` caps what one `receive` returns (1: a byte at a time);
+    ``delivered`` counts the bytes handed out so far.
+    """
+
+    def __init__(
+        self, stream: MemoryObjectReceiveStream[bytes], max_chunk: int | None = None
+    ) -> None:
+        self._stream = stream
+        self._max_chunk = max_chunk
+        self._pending = b""
+        self._offset = 0
+        self.delivered = 0
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        if self._offset == len(self._pending):
+            self._pending = await self._stream.receive()
+            self._offset = 0
+        if self._max_chunk is not None:
+            max_bytes = min(max_bytes, self._max_chunk)
+        start = self._offset
+        self._offset = min(start + max_bytes, len(self._pending))
+        self.delivered += self._offset - start
+        return self._pending[start : self._offset]
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+class RecordingStream(anyio.abc.ByteStream):
+    """Wraps a stream and records every byte received from and sent to the peer."""
+
+    def __init__(self, inner: anyio.abc.ByteStream) -> None:
+        self.inner = inner
+        self.received = bytearray()
+        self.sent = bytearray()
+        self.outcome = "pending"
+        #: The ``max_bytes`` of each read made through it.
+        self.reads: list[int] = []
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        self.reads.append(max_bytes)
+        data = await self.inner.receive(max_bytes)
+        self.received += data
+        return data
+
+    async def send(self, item: bytes) -> None:
+        self.sent += item
+        await self.inner.send(item)
+
+    async def send_eof(self) -> None:
+        await self.inner.send_eof()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
