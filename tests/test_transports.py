@@ -1,12 +1,13 @@
 """Transports (API.md 9, 12): `PipeTransport` and `UnixSocketTransport(directory=)`.
 
 Real worker processes throughout. The pipe tests cover the four host/worker
-backend pairings; the socket-directory tests cover D1, D3, D9 and D10 for a
-directory the user gives; D5, D7 and D12 are rerun over pipes, with B12 and
-the connect timeout as parity checks. The worker is
+backend pairings (the message contract over pipes is in test_host.py); the
+socket-directory tests cover D1, D3, D9 and D10 for a directory the user
+gives; D5, D7 and D12 are rerun over pipes, with B12 and the connect timeout
+as parity checks. The worker is
 ``tests/workers/tr_worker.py`` (as a module, or as a script); the held-back
 worker ``tests/workers/sec_blocked.py`` lets a test meddle with the socket
-directory while the host is STARTING. Synchronisation is by marker files and
+directory while the host is STARTING. Synchronisation is by beacons (FIFOs) and
 bounded polling of OS facts, never by sleeps.
 """
 
@@ -14,11 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import logging
 import os
 import re
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -40,16 +39,11 @@ import isolated_workers._host._open as host_module
 import isolated_workers._host._process as process_module
 import isolated_workers._host._transport as transport_module
 from isolated_workers import (
-    Exited,
     PipeTransport,
-    RemoteError,
     Timeouts,
     UnixSocketTransport,
     WorkerClient,
-    WorkerCrashedError,
     WorkerStartupError,
-    WorkerState,
-    WorkerTimeoutError,
     open_worker,
 )
 from isolated_workers._host._transport import default_transport
@@ -61,17 +55,14 @@ from isolated_workers._wire._handshake import (
     host_authenticate,
 )
 from tests import _leaks
+from tests._util import Beacon, RecordingStream
 from tests.workers import messages as echo_messages
 from tests.workers.tr_messages import (
     IMPORT_PRINT,
-    Block,
     Echo,
     Echoed,
-    Fail,
     Look,
     Messages,
-    Note,
-    Notes,
     Speak,
     View,
 )
@@ -188,11 +179,12 @@ async def run_held_back(
     ``directory``; call ``meddle(private_dir)`` while it is STARTING, release
     it, then ``use`` the client. Returns the startup error, if any."""
     release = tmp_path / "release"
+    started = Beacon(tmp_path / "release.started")
     before = set(os.listdir(directory))
 
     async def probe() -> None:
         try:
-            await eventually(Path(f"{release}.started").exists, "the worker to run")
+            await started.wait_for_text()  # the worker runs
             (name,) = set(os.listdir(directory)) - before
             meddle(directory / name)
         finally:
@@ -214,107 +206,15 @@ async def run_held_back(
             return error
         finally:
             tg.cancel_scope.cancel()
+            started.close()
     return None
 
 
-# --- 1. PipeTransport on every pairing ------------------------------------------------
-
-
-async def test_pipe_requests_notifications_bytes_errors(
-    anyio_backend: object, worker_backend: str
-) -> None:
-    """Over pipes: 1 MiB of every byte value, notifications, errors, concurrency."""
-    data = bytes(range(256)) * 4096
-    results: dict[int, Echoed] = {}
-
-    async def call(client: WorkerClient, i: int) -> None:
-        results[i] = await client.send(Echo(i, i.to_bytes(2, "big") * i))
-
-    with anyio.fail_after(GUARD):
-        async with pipe_worker(worker_backend) as client:
-            assert await client.send(Echo(7, data)) == Echoed(7, data)
-            for value in (1, 2, 3):
-                await client.send(Note(value))
-            assert await client.send(Notes()) == [1, 2, 3]
-            with pytest.raises(ValueError, match="bad input") as caught:
-                await client.send(Fail("bad input"))
-            assert isinstance(caught.value, RemoteError)
-            async with anyio.create_task_group() as tg:
-                for i in range(100):
-                    tg.start_soon(call, client, i)
-    assert results == {i: Echoed(i, i.to_bytes(2, "big") * i) for i in range(100)}
-
-
-@pytest.mark.parametrize("how", ["cancel", "timeout"])
-async def test_pipe_cancelled_request_cancels_the_handler(
-    how: str, anyio_backend: object, worker_backend: str, tmp_path: Path
-) -> None:
-    """Over pipes: a cancel scope or a timeout cancels the worker's handler."""
-    marker = tmp_path / "block"
-    entered, exited = Path(f"{marker}.entered"), Path(f"{marker}.exited")
-    timeouts = Timeouts(per_message={Block: 0.5})
-    with anyio.fail_after(GUARD):
-        async with pipe_worker(worker_backend, timeouts=timeouts) as client:
-            pid = client.pid
-            if how == "timeout":
-                with pytest.raises(WorkerTimeoutError):
-                    await client.send(Block(str(marker)))
-                assert entered.exists()
-            else:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(client.send, Block(str(marker)))
-                    await eventually(entered.exists, "the handler to start")
-                    tg.cancel_scope.cancel()
-            await eventually(exited.exists, "the handler's finally")
-            assert await client.send(Echo(1)) == Echoed(1, b"")
-            assert client.pid == pid
-
-
-async def test_pipe_sigkill_is_a_crash(
-    anyio_backend: object, worker_backend: str, tmp_path: Path
-) -> None:
-    """Over pipes: SIGKILL fails the pending request with WorkerCrashedError."""
-    marker = tmp_path / "block"
-    errors: list[WorkerCrashedError] = []
-
-    async def blocked(client: WorkerClient) -> None:
-        with pytest.raises(WorkerCrashedError) as caught:
-            await client.send(Block(str(marker)))
-        errors.append(caught.value)
-
-    with anyio.fail_after(GUARD):
-        async with pipe_worker(worker_backend) as client:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(blocked, client)
-                await eventually(Path(f"{marker}.entered").exists, "the handler")
-                os.kill(client.pid, signal.SIGKILL)
-            assert client.state is WorkerState.CRASHED
-            assert not client.is_active
-            await eventually(lambda: gone(client.pid), "the worker to be reaped")
-            with pytest.raises(WorkerCrashedError):
-                await client.send(Echo(1))
-    (error,) = errors
-    assert error.reason == Exited(code=None, signal=signal.SIGKILL)
-
-
-async def test_pipe_aclose_leaves_nothing(
-    anyio_backend: object, worker_backend: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Over pipes: aclose() reaps the worker, closes every fd, escalates nothing."""
-    before = _leaks.snapshot()
-    with anyio.fail_after(GUARD):
-        async with pipe_worker(worker_backend, output="capture") as client:
-            pid = client.pid
-            assert await client.send(Echo(1)) == Echoed(1, b"")
-            await client.aclose()
-            assert client.state is WorkerState.CLOSED
-            assert not client.is_active
-            assert not client.is_connected
-            assert gone(pid)
-            assert not _leaks.find_leaks(before, _leaks.snapshot())
-    assert "Traceback" not in client.captured_stderr
-    escalations = [r for r in caplog.records if r.name.startswith("isolated_workers")]
-    assert not [r for r in escalations if r.levelno >= logging.WARNING]
+# --- 1. PipeTransport: the message contract -------------------------------------------
+#
+# Requests, notifications, errors, cancellation, SIGKILL and a graceful close
+# over pipes run in test_host.py, whose ``worker`` fixture covers both
+# transports on every pairing.
 
 
 # --- 2. the worker's own output and stdin ---------------------------------------------
@@ -788,28 +688,6 @@ def test_transport_classes_are_frozen_attrs() -> None:
 # --- 8. D5/D7 over pipes: impostor workers --------------------------------------------
 
 
-class RecordingStream(anyio.abc.ByteStream):
-    """Wraps the host's stream and counts what it read before trusting the peer."""
-
-    def __init__(self, inner: anyio.abc.ByteStream) -> None:
-        self.inner = inner
-        self.received = 0
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        data = await self.inner.receive(max_bytes)
-        self.received += len(data)
-        return data
-
-    async def send(self, item: bytes) -> None:
-        await self.inner.send(item)
-
-    async def send_eof(self) -> None:
-        await self.inner.send_eof()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
 def impostor_options(mode: str, received: Path, tmp_path: Path) -> dict[str, Any]:
     """`open_worker` options running ``tr_impostor.py`` in ``mode``."""
     options: dict[str, Any] = {
@@ -858,7 +736,7 @@ async def test_pipe_impostor_gets_no_startup_data(
     assert data.startswith(MAGIC)
     assert MARKER.encode() not in data
     (peer,) = peers
-    assert peer.received <= WORKER_REPLY_SIZE
+    assert len(peer.received) <= WORKER_REPLY_SIZE
 
 
 # --- transport parity: connect timeout, SIGPIPE ---------------------------------------

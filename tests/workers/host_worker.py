@@ -98,9 +98,11 @@ async def rendezvous(msg: Rendezvous) -> int:
 
 
 def mark(path: str) -> None:
-    """Write the marker file ``path`` (synchronously: it must work in ``finally``
-    blocks of cancelled handlers, where an await would raise at once)."""
-    Path(path).write_text(str(os.getpid()))
+    """Append a line to the marker ``path``, a test's beacon (synchronously: it
+    must work in ``finally`` blocks of cancelled handlers, where an await would
+    raise at once)."""
+    with open(path, "a") as marker:
+        marker.write(f"{os.getpid()}\n")
 
 
 async def block(msg: Block) -> str:
