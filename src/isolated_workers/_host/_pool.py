@@ -55,14 +55,6 @@ class _Slot:
     scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope)
     ended: anyio.Event = attrs.field(factory=anyio.Event)
 
-    @property
-    def ready(self) -> bool:
-        return (
-            self.client is not None
-            and not self.retiring
-            and self.client.state in (WorkerState.READY, WorkerState.STARTING)
-        )
-
     def stats(self) -> WorkerStats:
         now = self.client.stats if self.client is not None else None
         return WorkerStats(
@@ -148,7 +140,9 @@ class WorkerPool:
     async def _on_least_busy(
         self, cls: type[Any], call: Callable[[WorkerClient], Awaitable[R]]
     ) -> R:
-        slot = await self._least_busy(cls)
+        slot = self._pick() if not self._line else None
+        if slot is None:
+            slot = await self._wait_in_line(cls)
         assert slot.client is not None
         client = slot.client
         slot.in_flight += 1
@@ -204,11 +198,8 @@ class WorkerPool:
 
     # --- dispatch ---------------------------------------------------------
 
-    async def _least_busy(self, cls: type[Any]) -> _Slot:
-        """The ready slot with the fewest requests in flight. While none is
-        ready, senders wait in line and are served in the order they came."""
-        if not self._line and (slot := self._pick()) is not None:
-            return slot
+    async def _wait_in_line(self, cls: type[Any]) -> _Slot:
+        """Wait for a ready slot behind the senders that came first."""
         name = cls.__qualname__
         timeout = self._config.timeouts.for_message(cls)
         turn = _Turn()
@@ -232,8 +223,24 @@ class WorkerPool:
         )
 
     def _pick(self) -> _Slot | None:
-        ready = [slot for slot in self._slots if slot.ready]
-        return min(ready, key=_busyness) if ready else None
+        """The least busy slot whose worker is ready, else the least busy one
+        whose worker is being respawned (its requests wait for it), else
+        `None`. Among equally busy workers, the one sent the fewest requests:
+        idle workers take turns."""
+        ready: _Slot | None = None
+        respawning: _Slot | None = None
+        for slot in self._slots:
+            client = slot.client
+            if client is None or slot.retiring:
+                continue
+            if client.state is WorkerState.READY:
+                if ready is None or _less_busy(slot, ready):
+                    ready = slot
+            elif client.state is WorkerState.STARTING and (
+                respawning is None or _less_busy(slot, respawning)
+            ):
+                respawning = slot
+        return ready if ready is not None else respawning
 
     def _notify(self) -> None:
         """Something changed: the first sender in line (every one, once the
@@ -295,11 +302,10 @@ class WorkerPool:
             tg.cancel_scope.cancel()
 
 
-def _busyness(slot: _Slot) -> tuple[bool, int, int]:
-    # Among equally busy workers, the one sent the fewest requests: idle
-    # workers take turns.
-    restarting = slot.client is None or slot.client.state is not WorkerState.READY
-    return restarting, slot.in_flight, slot.sent
+def _less_busy(slot: _Slot, than: _Slot) -> bool:
+    return slot.in_flight < than.in_flight or (
+        slot.in_flight == than.in_flight and slot.sent < than.sent
+    )
 
 
 async def _wake_on_crash(client: WorkerClient, slot: _Slot) -> None:
