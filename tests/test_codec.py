@@ -4,6 +4,7 @@
 # below must have real (not string) annotations so that attrs can resolve them.
 
 import enum
+import json
 import math
 import re
 from typing import Any, Literal, Optional, Union
@@ -566,3 +567,24 @@ def test_roundtrip_property(value: Small) -> None:
     assert result == value
     assert type(result.x) is float
     assert type(result.blob) is bytes
+
+
+def test_json_reads_any_json_text_and_refuses_the_rest() -> None:
+    """The JSON serializer's fast path takes its own compact output; text with
+    spaces around it, as another encoder may write, still decodes; trailing
+    garbage and empty input are refused."""
+    serializer = JsonSerializer()
+    value = ["Echo", {"x": 1, "text": "é"}, {}]
+    assert serializer.loads(serializer.dumps(value)) == value
+    assert serializer.loads(b' [1, {"a": 2}] \n') == [1, {"a": 2}]
+    for bad in (b"[1,2] x", b"", b"   "):
+        with pytest.raises(json.JSONDecodeError):
+            serializer.loads(bad)
+
+
+def test_json_refuses_a_cycle() -> None:
+    """Without the json module's circular check, a cycle still fails cleanly."""
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    with pytest.raises((ValueError, RecursionError)):
+        JsonSerializer().dumps(cycle)

@@ -6,6 +6,8 @@ import base64
 import importlib
 import io
 import json
+import json.encoder
+import json.scanner
 import pickle
 from collections.abc import Callable
 from typing import Any, NoReturn, cast
@@ -67,16 +69,47 @@ class JsonSerializer(Serializer):
     accepts_buffers = True
 
     def __init__(self) -> None:
-        self._encoder = json.JSONEncoder(
+        encoder = json.JSONEncoder(
             ensure_ascii=False, separators=(",", ":"), default=bytes_as_base64
         )
-        self._decoder = json.JSONDecoder()
+        decoder = json.JSONDecoder()
+        self._encode_text: Callable[[Any], str] = encoder.encode
+        self._decode_text: Callable[[str], Any] = decoder.decode
+        self._scan: Callable[[str, int], tuple[Any, int]] | None = None
+        # The json module's C parts, made once: `encode` and `decode` remake
+        # or wrap them on every call, which costs a small message as much as
+        # the work. Without circular checks: a cycle ends in RecursionError.
+        c_encoder = getattr(json.encoder, "c_make_encoder", None)
+        c_scanner = getattr(json.scanner, "c_make_scanner", None)
+        if c_encoder is not None and c_scanner is not None:
+            encode = c_encoder(
+                None,
+                bytes_as_base64,
+                json.encoder.encode_basestring,
+                None,
+                ":",
+                ",",
+                False,
+                False,
+                True,
+            )
+            self._encode_text = lambda obj: "".join(encode(obj, 0))
+            self._scan = c_scanner(decoder)
 
     def dumps(self, obj: Any) -> bytes:
-        return self._encoder.encode(obj).encode("utf-8")
+        return self._encode_text(obj).encode("utf-8")
 
     def loads(self, data: bytes) -> Any:
-        return self._decoder.decode(str(data, "utf-8"))
+        text = str(data, "utf-8")
+        if self._scan is not None:
+            try:
+                obj, end = self._scan(text, 0)
+            except StopIteration:  # not a JSON value here: let decode say why
+                pass
+            else:
+                if end == len(text):
+                    return obj
+        return self._decode_text(text)
 
 
 class MsgpackSerializer(Serializer):
