@@ -63,10 +63,9 @@ from isolated_workers._wire._handshake import (
 )
 from isolated_workers._wire._protocol import encode_body
 from tests._util import Beacon, RecordingStream, socket_dirs
-from tests.workers import sec_messages
 from tests.workers.ext_messages import Guarded
 from tests.workers.ext_messages import Messages as ExtMessages
-from tests.workers.messages import Echo, Echoed, Messages, Recall
+from tests.workers.messages import Echo, Echoed, Look, Messages, Recall, View
 
 pytestmark = pytest.mark.anyio
 
@@ -723,8 +722,8 @@ async def test_impostor_worker_process_gets_no_startup_data(
 # ---------------------------------------------- D8, D11, D12: the worker's view
 
 
-async def introspect(client: WorkerClient) -> sec_messages.Introspection:
-    return await client.send(sec_messages.Introspect())
+async def introspect(client: WorkerClient) -> View:
+    return await client.send(Look())
 
 
 @pytest.fixture
@@ -747,8 +746,8 @@ async def test_secret_and_startup_data_stay_off_cmdline_and_environ(
     """Secret and startup data are in neither cmdline nor environ (D8)."""
     with anyio.fail_after(30):
         async with open_worker(
-            "tests.workers.sec_introspect",
-            messages=sec_messages.Messages,
+            "tests.workers.echo",
+            messages=Messages,
             startup_data={"marker": MARKER},
             backend=worker_backend,
         ) as worker:
@@ -811,8 +810,8 @@ async def test_env_allowlist(
     monkeypatch.setenv("SECRET_TOKEN", "x")
     with anyio.fail_after(30):
         async with open_worker(
-            "tests.workers.sec_introspect",
-            messages=sec_messages.Messages,
+            "tests.workers.echo",
+            messages=Messages,
             inherit_env=False,
             env={"PATH": os.environ["PATH"]},
             backend=worker_backend,
@@ -841,9 +840,7 @@ async def test_allocator_settings_reach_only_the_worker(
     if user_value is not None:
         monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", user_value)
     with anyio.fail_after(30):
-        async with open_worker(
-            "tests.workers.sec_introspect", messages=sec_messages.Messages
-        ) as worker:
+        async with open_worker("tests.workers.echo", messages=Messages) as worker:
             seen = await introspect(worker)
     started_with = dict(_environ_entries(seen.proc_environ))
     assert started_with["MALLOC_MMAP_THRESHOLD_"] == str(64 * 1024 * 1024)
@@ -873,7 +870,7 @@ async def test_env_inherited(
     monkeypatch.setenv("SECRET_TOKEN", "x")
     with anyio.fail_after(30):
         async with open_worker(
-            "tests.workers.sec_introspect", messages=sec_messages.Messages, env=env
+            "tests.workers.echo", messages=Messages, env=env
         ) as worker:
             seen = await introspect(worker)
     for key, value in expected.items():
@@ -918,13 +915,13 @@ async def test_worker_inherits_no_host_fds(
     with anyio.fail_after(30):
         async with (
             open_worker(
-                "tests.workers.sec_introspect",
-                messages=sec_messages.Messages,
+                "tests.workers.echo",
+                messages=Messages,
                 backend=worker_backend,
             ) as sibling,
             open_worker(
-                "tests.workers.sec_introspect",
-                messages=sec_messages.Messages,
+                "tests.workers.echo",
+                messages=Messages,
                 backend=worker_backend,
             ) as worker,
         ):
@@ -936,8 +933,10 @@ async def test_worker_inherits_no_host_fds(
             assert link.pipe_fd is not None
             pipe_target = host_fds[link.pipe_fd]  # the host's end of the pipe
     fds = {int(fd): target for fd, target in seen.fds.items()}
-    assert {0, 1, 2, seen.socket_fd, seen.pipe_fd} <= set(fds)
-    assert fds[seen.socket_fd].startswith("socket:")
+    assert seen.transport == "socket"
+    (socket_fd,) = seen.channel_fds
+    assert {0, 1, 2, socket_fd, seen.pipe_fd} <= set(fds)
+    assert fds[socket_fd].startswith("socket:")
     assert fds[seen.pipe_fd] == pipe_target  # its own bootstrap pipe, nobody else's
     assert fds[0] == "/dev/null"
     extra_targets = {host_fds[fd] for fd in host_extra_fds}

@@ -6,7 +6,9 @@ no handshake: ``serve_in_loop`` relies on `serve_worker` doing its own.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import anyio
 
 from isolated_workers import emit, get_startup_data
+from isolated_workers._worker._session import connect
 from tests.workers.messages import (
     Add,
     Count,
@@ -22,11 +25,13 @@ from tests.workers.messages import (
     Echoed,
     Fail,
     GetStartup,
+    Look,
     Progress,
     Recall,
     Remember,
     Sleep,
     Unregistered,
+    View,
     Work,
 )
 
@@ -62,6 +67,34 @@ async def sleep(msg: Sleep) -> str:
 def get_startup(msg: GetStartup) -> dict[str, Any]:
     # The session is cached: this repeats no handshake.
     return {"startup": get_startup_data()}
+
+
+def _fds() -> dict[str, str]:
+    fds: dict[str, str] = {}
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # the fd listdir used
+            fds[name] = os.readlink(f"/proc/self/fd/{name}")
+    return fds
+
+
+def look(msg: Look) -> View:
+    session = connect()  # the session of the handshake: this makes none
+    channel = session.channel
+    if isinstance(channel, socket.socket):
+        transport, channel_fds = "socket", [channel.fileno()]
+    else:
+        transport, channel_fds = "pipe", [channel.read_fd, channel.write_fd]
+    return View(
+        pid=os.getpid(),
+        cmdline=Path("/proc/self/cmdline").read_bytes(),
+        proc_environ=Path("/proc/self/environ").read_bytes(),
+        environ=dict(os.environ),
+        startup_data=repr(get_startup_data()),
+        transport=transport,
+        channel_fds=channel_fds,
+        pipe_fd=session.pipe_fd,
+        fds=_fds(),
+    )
 
 
 def remember(msg: Remember) -> None:
@@ -106,6 +139,7 @@ HANDLERS: dict[type, Callable[[Any], Any]] = {
     Fail: fail,
     Sleep: sleep,
     GetStartup: get_startup,
+    Look: look,
     Remember: remember,
     Recall: recall,
     Work: work,

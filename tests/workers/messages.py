@@ -49,6 +49,34 @@ class GetStartup(Request[dict[str, object]]):
 
 
 @attrs.frozen
+class View:
+    """What a worker process sees of itself."""
+
+    pid: int
+    #: Raw ``/proc/self/cmdline`` (NUL-separated arguments).
+    cmdline: bytes
+    #: Raw ``/proc/self/environ``: the environment the process was started with.
+    proc_environ: bytes
+    #: ``os.environ`` when the request is handled.
+    environ: dict[str, str]
+    #: The startup data the worker received, as its ``repr``.
+    startup_data: str
+    #: "pipe" or "socket": the worker's channel to its host.
+    transport: str
+    #: The channel's fds: (read, write) for pipes, (socket,) for a socket.
+    channel_fds: list[int]
+    #: The fd of the worker's bootstrap pipe (its read end).
+    pipe_fd: int
+    #: ``/proc/self/fd``: fd number -> link target.
+    fds: dict[str, str]
+
+
+@attrs.frozen
+class Look(Request[View]):
+    """Sync handler: the worker's `View` of itself."""
+
+
+@attrs.frozen
 class Remember(Notification):
     value: int
 
@@ -100,6 +128,7 @@ Messages = define_messages(
     Fail,
     Sleep,
     GetStartup,
+    Look,
     Remember,
     Recall,
     Work,
