@@ -4,7 +4,7 @@ Real worker processes throughout. The pipe tests cover the four host/worker
 backend pairings (the message contract over pipes is in test_host.py); the
 socket-directory tests cover D1, D3, D9 and D10 for a directory the user
 gives; D5, D7 and D12 are rerun over pipes, with B12 and the connect timeout
-as parity checks. The worker is
+as parity checks. The worker is the plain one, launched by
 ``tests/workers/tr_worker.py`` (as a module, or as a script); the held-back
 worker ``tests/workers/sec_blocked.py`` lets a test meddle with the socket
 directory while the host is STARTING. Synchronisation is by beacons (FIFOs) and
@@ -56,14 +56,13 @@ from isolated_workers._wire._handshake import (
 )
 from tests import _leaks
 from tests._util import Beacon, RecordingStream
-from tests.workers import messages as echo_messages
-from tests.workers.tr_messages import (
+from tests.workers.messages import (
     IMPORT_PRINT,
     Echo,
     Echoed,
     Look,
     Messages,
-    Speak,
+    Print,
     View,
 )
 
@@ -195,7 +194,7 @@ async def run_held_back(
         try:
             async with open_worker(
                 "tests.workers.sec_blocked",
-                messages=echo_messages.Messages,
+                messages=Messages,
                 args=[str(release)],
                 transport=UnixSocketTransport(directory),
                 output="capture",  # the worker's traceback, if it fails
@@ -227,7 +226,7 @@ async def test_pipe_worker_output_stays_off_the_protocol(
     lines = (IMPORT_PRINT, "print() in a handler", "os.write(1) in a handler")
     with anyio.fail_after(GUARD):
         async with pipe_worker(worker_backend, output="capture") as client:
-            written = await client.send(Speak(text=lines[1], raw=f"{lines[2]}\n"))
+            written = await client.send(Print(f"{lines[1]}\n", raw=f"{lines[2]}\n"))
             assert written == len(lines[1]) + len(lines[2]) + 2
             assert await client.send(Echo(2, b"\n\x00")) == Echoed(2, b"\n\x00")
             view = await client.send(Look())
@@ -252,10 +251,7 @@ async def test_pipe_output_flood(anyio_backend: object, worker_backend: str) -> 
 
     async def speak(client: WorkerClient) -> None:
         spoken.extend(
-            [
-                await client.send(Speak(flood=MiB, end=f"flood end {i}"))
-                for i in range(3)
-            ]
+            [await client.send(Print(f"flood end {i}\n", flood=MiB)) for i in range(3)]
         )
 
     async def echo(client: WorkerClient) -> None:
@@ -434,7 +430,7 @@ async def test_socket_directory_given(
 
     async def use(client: WorkerClient) -> None:
         assert tree(sock_dir) == before  # READY: the private dir is gone
-        assert await client.send(echo_messages.Echo(4)) == echo_messages.Echoed(4)
+        assert await client.send(Echo(4)) == Echoed(4)
 
     with anyio.fail_after(GUARD):
         assert await run_held_back(sock_dir, tmp_path, inspect, use) is None

@@ -7,8 +7,10 @@ no handshake: ``serve_in_loop`` relies on `serve_worker` doing its own.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import anyio
 
 from isolated_workers import emit, get_startup_data
+from isolated_workers._util import current_backend
 from isolated_workers._worker._session import connect
 from tests.workers.messages import (
     Add,
@@ -26,6 +29,7 @@ from tests.workers.messages import (
     Fail,
     GetStartup,
     Look,
+    Print,
     Progress,
     Recall,
     Remember,
@@ -69,6 +73,29 @@ def get_startup(msg: GetStartup) -> dict[str, Any]:
     return {"startup": get_startup_data()}
 
 
+def print_output(msg: Print) -> int:
+    written = 0
+    for stream, char in ((sys.stdout, "o"), (sys.stderr, "e")):
+        stream.write((char * 1023 + "\n") * (msg.flood // 1024))
+        stream.flush()
+        written += msg.flood // 1024 * 1024
+    for stream, text in ((sys.stdout, msg.stdout), (sys.stderr, msg.stderr)):
+        stream.write(text)
+        stream.flush()
+        written += len(text.encode())
+    if msg.raw:
+        written += os.write(1, msg.raw.encode())
+    return written
+
+
+def _sibling() -> str | None:
+    try:
+        value: str = importlib.import_module("tr_sibling").VALUE
+    except ModuleNotFoundError:
+        return None
+    return value
+
+
 def _fds() -> dict[str, str]:
     fds: dict[str, str] = {}
     for name in os.listdir("/proc/self/fd"):
@@ -84,16 +111,26 @@ def look(msg: Look) -> View:
         transport, channel_fds = "socket", [channel.fileno()]
     else:
         transport, channel_fds = "pipe", [channel.read_fd, channel.write_fd]
+    main = sys.modules["__main__"]  # the target the worker was started with
     return View(
         pid=os.getpid(),
+        name=main.__name__,
+        file=main.__file__ or "",
+        argv=sys.argv,
+        path0=sys.path[0],
+        sibling=_sibling(),
         cmdline=Path("/proc/self/cmdline").read_bytes(),
         proc_environ=Path("/proc/self/environ").read_bytes(),
         environ=dict(os.environ),
         startup_data=repr(get_startup_data()),
         transport=transport,
         channel_fds=channel_fds,
+        channel_inheritable=[os.get_inheritable(fd) for fd in channel_fds],
         pipe_fd=session.pipe_fd,
         fds=_fds(),
+        stdin=sys.stdin.read(),
+        stdin_raw=os.read(0, 16),
+        loop=current_backend(uvloop=True),
     )
 
 
@@ -139,6 +176,7 @@ HANDLERS: dict[type, Callable[[Any], Any]] = {
     Fail: fail,
     Sleep: sleep,
     GetStartup: get_startup,
+    Print: print_output,
     Look: look,
     Remember: remember,
     Recall: recall,

@@ -48,11 +48,34 @@ class GetStartup(Request[dict[str, object]]):
     pass
 
 
+#: What the ``tr_worker`` launch variant prints at import time, before its handshake.
+IMPORT_PRINT = "tr_worker: print() at import time"
+
+
+@attrs.frozen
+class Print(Request[int]):
+    """Sync handler: writes ``flood`` bytes of ``o`` lines to stdout and as many
+    of ``e`` lines to stderr, then ``stdout`` and ``stderr`` to their streams and
+    ``raw`` with ``os.write(1)``, each flushed; answers the bytes written."""
+
+    stdout: str = ""
+    stderr: str = ""
+    raw: str = ""
+    flood: int = 0
+
+
 @attrs.frozen
 class View:
     """What a worker process sees of itself."""
 
     pid: int
+    #: ``__name__`` and ``__file__`` of the main module, ``sys.argv``, ``sys.path[0]``.
+    name: str
+    file: str
+    argv: list[str]
+    path0: str
+    #: ``tr_sibling.VALUE`` if that module imports by its bare name, else None.
+    sibling: str | None
     #: Raw ``/proc/self/cmdline`` (NUL-separated arguments).
     cmdline: bytes
     #: Raw ``/proc/self/environ``: the environment the process was started with.
@@ -65,10 +88,16 @@ class View:
     transport: str
     #: The channel's fds: (read, write) for pipes, (socket,) for a socket.
     channel_fds: list[int]
+    channel_inheritable: list[bool]
     #: The fd of the worker's bootstrap pipe (its read end).
     pipe_fd: int
     #: ``/proc/self/fd``: fd number -> link target.
     fds: dict[str, str]
+    #: ``sys.stdin.read()`` and ``os.read(0, 16)``.
+    stdin: str
+    stdin_raw: bytes
+    #: The event loop: "asyncio", "trio" or "uvloop".
+    loop: str
 
 
 @attrs.frozen
@@ -128,6 +157,7 @@ Messages = define_messages(
     Fail,
     Sleep,
     GetStartup,
+    Print,
     Look,
     Remember,
     Recall,
