@@ -1,7 +1,7 @@
 """Middleware on host and worker, and the host's ``tx_id_factory``.
 
 Host-side behaviour is checked against real workers on all four pairings; the
-worker's middleware lives in ``tests/workers/ext_messages.py``.
+worker's middleware lives in ``tests/workers/ext_worker.py``.
 """
 
 from __future__ import annotations
@@ -24,18 +24,17 @@ from isolated_workers import (
     WorkerClient,
     open_worker,
 )
-from tests.workers.ext_messages import (
+from tests.workers.messages import (
     Echo,
-    Explode,
+    Echoed,
+    Fail,
     Guarded,
     Hold,
     Messages,
-    Note,
-    Notes,
-    Payload,
+    Recall,
     Release,
+    Remember,
     SeenMeta,
-    Wait,
 )
 
 GUARD = 30
@@ -132,7 +131,7 @@ async def test_async_host_middleware(
     with anyio.fail_after(GUARD):
         async with ext_worker(worker_backend, middleware=[host]) as client:
             assert await client.send(Guarded(3)) == 6
-            await client.send(Note(1))
+            await client.send(Remember(1))
     assert seen == ["outgoing request", "incoming result", "outgoing notification"]
 
 
@@ -146,7 +145,7 @@ async def test_worker_middleware_raising_fails_that_request_only(
             results: dict[str, object] = {}
 
             async def good() -> None:
-                results["good"] = await client.send(Echo(Payload([1, 2], b"\x00")))
+                results["good"] = await client.send(Echo(1, b"\x00", [1, 2]))
 
             async def bad() -> None:
                 with pytest.raises(PermissionError) as caught:
@@ -156,7 +155,7 @@ async def test_worker_middleware_raising_fails_that_request_only(
             async with anyio.create_task_group() as tg:
                 tg.start_soon(good)
                 tg.start_soon(bad)
-            assert results["good"] == Payload([1, 2], b"\x00")
+            assert results["good"] == Echoed(1, b"\x00", [1, 2])
             error = results["bad"]
             assert isinstance(error, RemoteError)
             assert "negative values are refused" in str(error)
@@ -171,16 +170,16 @@ async def test_host_middleware_raising_outgoing_writes_nothing(
     nothing reaches the worker and the connection lives."""
 
     def refuse_notes(envelope: Envelope, direction: Direction) -> None:
-        if direction == "outgoing" and envelope.payload == Note(13):
+        if direction == "outgoing" and envelope.payload == Remember(13):
             raise LookupError("unlucky note")
 
     with anyio.fail_after(GUARD):
         async with ext_worker(worker_backend, middleware=[refuse_notes]) as client:
-            await client.send(Note(1))
+            await client.send(Remember(1))
             with pytest.raises(LookupError, match="unlucky note"):
-                await client.send(Note(13))
-            await client.send(Note(2))
-            assert await client.send(Notes()) == [1, 2]
+                await client.send(Remember(13))
+            await client.send(Remember(2))
+            assert await client.send(Recall()) == [1, 2]
 
 
 async def test_host_middleware_raising_incoming_fails_that_call_only(
@@ -218,7 +217,7 @@ async def test_error_replies_pass_through_middleware(
     with anyio.fail_after(GUARD):
         async with ext_worker(worker_backend, middleware=[translate]) as client:
             with pytest.raises(Translated, match="kaboom"):
-                await client.send(Explode("kaboom"))
+                await client.send(Fail(text="kaboom"))
 
 
 def _not_an_envelope(envelope: Envelope) -> object:
@@ -285,7 +284,7 @@ async def test_tx_id_factory(anyio_backend: object, worker_backend: str) -> None
         ) as client:
             for _ in range(3):
                 assert await client.send(SeenMeta()) == {}
-            await client.send(Echo(Payload([], b"")))
+            await client.send(Echo(0))
     expected = [2**63 + 7 * n for n in range(4)]
     assert seen == [tx for tx in expected for _ in range(3)]
 
@@ -313,7 +312,7 @@ async def test_tx_id_factory_duplicates_in_flight_are_refused(
             ext_worker("asyncio", tx_id_factory=lambda: 42) as client,
             anyio.create_task_group() as tg,
         ):
-            tg.start_soon(client.send, Wait())
+            tg.start_soon(client.send, Hold())
             await anyio.wait_all_tasks_blocked()
             with pytest.raises(ValueError, match="42"):
                 await client.send(Guarded(2))
@@ -329,12 +328,12 @@ async def test_bad_input_from_one_caller_loses_nothing_of_another(
     for _ in range(100_000):
         deep = [deep]
     bad: list[tuple[object, type[Exception], str]] = [
-        (Echo(Payload([], b"x" * 70_000)), ProtocolError, "exceeds max_frame_size"),
-        (Echo(Payload([cast("int", object())], b"")), ProtocolError, "serialize"),
-        (Echo(Payload(deep, b"")), ProtocolError, "serialize"),
+        (Echo(0, b"x" * 70_000), ProtocolError, "exceeds max_frame_size"),
+        (Echo(0, items=[cast("int", object())]), ProtocolError, "serialize"),
+        (Echo(0, items=deep), ProtocolError, "serialize"),
         (Guarded(cast("int", "nope")), ProtocolError, "value: expected int"),
         (Guarded(-1), PermissionError, "negative values are refused"),
-        (Explode("boom"), ValueError, "boom"),
+        (Fail(text="boom"), ValueError, "boom"),
         (object(), TypeError, "is not in MessageRegistry"),
     ]
     with anyio.fail_after(GUARD):
@@ -345,7 +344,7 @@ async def test_bad_input_from_one_caller_loses_nothing_of_another(
             held: list[int] = []
 
             async def first_caller() -> None:
-                held.append(await client.send(Hold(41)))
+                held.append(await client.send(Hold(value=41)))
 
             tg.start_soon(first_caller)
             await anyio.wait_all_tasks_blocked()

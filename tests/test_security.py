@@ -63,9 +63,15 @@ from isolated_workers._wire._handshake import (
 )
 from isolated_workers._wire._protocol import encode_body
 from tests._util import Beacon, RecordingStream, socket_dirs
-from tests.workers.ext_messages import Guarded
-from tests.workers.ext_messages import Messages as ExtMessages
-from tests.workers.messages import Echo, Echoed, Look, Messages, Recall, View
+from tests.workers.messages import (
+    Echo,
+    Echoed,
+    Guarded,
+    Look,
+    Messages,
+    Recall,
+    View,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -372,7 +378,6 @@ async def test_pickle_from_a_rogue_is_never_unpickled(
             tmp_path,
             attack,
             module="tests.workers.ext_worker",
-            messages=ExtMessages,
             startup_data={"serializer": "pickle"},
             serializer=PickleSerializer(),
         ) as worker:

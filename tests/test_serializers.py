@@ -22,14 +22,8 @@ from isolated_workers import (
     open_worker,
 )
 from isolated_workers._wire._protocol import decode_body, encode_body
-from tests.workers.ext_messages import (
-    Echo,
-    Explode,
-    Messages,
-    Payload,
-    ReversingSerializer,
-    make_serializer,
-)
+from tests.workers.ext_worker import ReversingSerializer, make_serializer
+from tests.workers.messages import Echo, Echoed, Fail, Messages
 
 GUARD = 30
 NAMES = ["json", "msgpack", "pickle", "reversed"]
@@ -40,7 +34,7 @@ async def test_round_trip_on_every_serializer(
     anyio_backend: object, worker_backend: str, name: str
 ) -> None:
     """Nested payloads with bytes, None and errors cross each serializer intact."""
-    payload = Payload(items=[1, -2, 2**62], blob=bytes(range(256)), label="é€")
+    message = Echo(1, bytes(range(256)), items=[1, -2, 2**62], label="é€")
     with anyio.fail_after(GUARD):
         async with open_worker(
             "tests.workers.ext_worker",
@@ -49,12 +43,12 @@ async def test_round_trip_on_every_serializer(
             startup_data={"serializer": name},
             serializer=make_serializer(name),
         ) as client:
-            result = await client.send(Echo(payload))
-            assert result == payload
-            assert type(result.blob) is bytes
-            assert await client.send(Echo(Payload([], b""))) == Payload([], b"")
+            result = await client.send(message)
+            assert result == Echoed(1, bytes(range(256)), [1, -2, 2**62], "é€")
+            assert type(result.data) is bytes
+            assert await client.send(Echo(0)) == Echoed(0)
             with pytest.raises(ValueError, match="broken"):
-                await client.send(Explode("broken"))
+                await client.send(Fail(text="broken"))
 
 
 @pytest.mark.parametrize("name", ["msgpack", "pickle"])
@@ -72,12 +66,12 @@ async def test_binary_serializers_carry_bytes_without_base64(
             serializer=make_serializer(name),
             **options,
         ) as client:
-            assert (await client.send(Echo(Payload([], blob)))).blob == blob
+            assert (await client.send(Echo(0, blob))).data == blob
         async with open_worker(
             "tests.workers.ext_worker", messages=Messages, **options
         ) as client:
             with pytest.raises(ProtocolError, match="exceeds max_frame_size"):
-                await client.send(Echo(Payload([], blob)))
+                await client.send(Echo(0, blob))
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,8 @@ no handshake: ``serve_in_loop`` relies on `serve_worker` doing its own.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import errno
 import importlib
 import os
 import socket
@@ -28,11 +30,15 @@ from tests.workers.messages import (
     Echoed,
     Fail,
     GetStartup,
+    Guarded,
+    Hold,
     Look,
     Print,
     Progress,
     Recall,
+    Release,
     Remember,
+    SeenMeta,
     Sleep,
     Unregistered,
     View,
@@ -40,10 +46,16 @@ from tests.workers.messages import (
 )
 
 remembered: list[int] = []
+#: The meta of the request being handled, set by ``ext_worker``'s middleware.
+request_meta: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "request_meta", default=None
+)
+# Made lazily: an anyio.Event needs the running event loop.
+released: list[anyio.Event] = []
 
 
 async def echo(msg: Echo) -> Echoed:
-    return Echoed(msg.value, msg.data)
+    return Echoed(msg.value, msg.data, msg.items, msg.label)
 
 
 def add(msg: Add) -> int:
@@ -54,8 +66,8 @@ def fail(msg: Fail) -> None:
     if msg.kind == "zero":
         1 / 0  # noqa: B018
     if msg.kind == "oserror":
-        raise FileNotFoundError(2, msg.text)
-    raise RuntimeError(msg.text)
+        raise FileNotFoundError(errno.ENOENT, msg.text)
+    raise ValueError(msg.text)
 
 
 async def sleep(msg: Sleep) -> str:
@@ -94,6 +106,29 @@ def _sibling() -> str | None:
     except ModuleNotFoundError:
         return None
     return value
+
+
+def _released() -> anyio.Event:
+    if not released:
+        released.append(anyio.Event())
+    return released[0]
+
+
+async def hold(msg: Hold) -> int:
+    await _released().wait()
+    return msg.value
+
+
+def release(msg: Release) -> None:
+    _released().set()
+
+
+async def seen_meta(msg: SeenMeta) -> dict[str, str]:
+    return request_meta.get() or {}
+
+
+def guarded(msg: Guarded) -> int:
+    return msg.value
 
 
 def _fds() -> dict[str, str]:
@@ -176,6 +211,10 @@ HANDLERS: dict[type, Callable[[Any], Any]] = {
     Fail: fail,
     Sleep: sleep,
     GetStartup: get_startup,
+    Hold: hold,
+    Release: release,
+    SeenMeta: seen_meta,
+    Guarded: guarded,
     Print: print_output,
     Look: look,
     Remember: remember,

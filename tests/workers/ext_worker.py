@@ -1,99 +1,85 @@
-"""A worker whose serializer and middleware the test picks with startup data:
+"""The plain worker, with the serializer and middleware its startup data picks:
 ``{"serializer": "json" | "msgpack" | "pickle" | "reversed", "middleware": bool}``.
+
+The middleware and serializers are defined here, for the tests to use on the
+host too; importing this module performs no handshake.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import anyio
+import attrs
 
-from isolated_workers import Middleware, get_startup_data, run_worker
-from tests.workers.ext_messages import (
-    Echo,
-    Explode,
-    Guarded,
-    Hold,
-    Messages,
-    Note,
-    Notes,
-    Payload,
-    Release,
-    SeenMeta,
-    Wait,
-    doubling_middleware,
-    make_serializer,
-    request_meta,
-    worker_middleware,
+from isolated_workers import (
+    Direction,
+    Envelope,
+    JsonSerializer,
+    Middleware,
+    MsgpackSerializer,
+    PickleSerializer,
+    Serializer,
+    get_startup_data,
+    run_worker,
 )
-
-config: dict[str, Any] = get_startup_data() or {}
-notes: list[int] = []
-
-
-async def echo(message: Echo) -> Payload:
-    return message.payload
+from tests.workers.echo_handlers import HANDLERS, request_meta
+from tests.workers.messages import Guarded, Messages
 
 
-async def seen_meta(message: SeenMeta) -> dict[str, str]:
-    return request_meta.get() or {}
+def worker_middleware(envelope: Envelope, direction: Direction) -> Envelope | None:
+    """Record incoming meta; refuse negative Guarded values; sign replies."""
+    if direction == "incoming":
+        request_meta.set(envelope.meta)
+        if isinstance(envelope.payload, Guarded) and envelope.payload.value < 0:
+            raise PermissionError(f"negative values are refused: {envelope.payload}")
+        return None
+    return attrs.evolve(
+        envelope,
+        meta={"signed": "worker", "kind": envelope.kind, "tx": str(envelope.tx)},
+    )
 
 
-def guarded(message: Guarded) -> int:
-    return message.value
+async def doubling_middleware(
+    envelope: Envelope, direction: Direction
+) -> Envelope | None:
+    """An async middleware that doubles Guarded values on the way in."""
+    if direction == "incoming" and isinstance(envelope.payload, Guarded):
+        return attrs.evolve(envelope, payload=Guarded(envelope.payload.value * 2))
+    return None
 
 
-async def explode(message: Explode) -> None:
-    raise ValueError(message.text)
+class ReversingSerializer(Serializer):
+    """A custom serializer wrapping another: stores its bytes reversed."""
+
+    def __init__(self, inner: Serializer) -> None:
+        self.inner = inner
+        self.name = f"reversed+{inner.name}"
+
+    def dumps(self, obj: Any) -> bytes:
+        return self.inner.dumps(obj)[::-1]
+
+    def loads(self, data: bytes) -> Any:
+        return self.inner.loads(data[::-1])
 
 
-released: list[anyio.Event] = []
-
-
-def _released() -> anyio.Event:
-    if not released:
-        released.append(anyio.Event())
-    return released[0]
-
-
-async def hold(message: Hold) -> int:
-    await _released().wait()
-    return message.value
-
-
-def release(message: Release) -> None:
-    _released().set()
-
-
-async def wait(message: Wait) -> None:
-    await anyio.sleep_forever()
-
-
-def note(message: Note) -> None:
-    notes.append(message.value)
-
-
-def get_notes(message: Notes) -> list[int]:
-    return notes
+def make_serializer(name: str) -> Serializer:
+    if name == "reversed":
+        return ReversingSerializer(MsgpackSerializer())
+    return {
+        "json": JsonSerializer,
+        "msgpack": MsgpackSerializer,
+        "pickle": PickleSerializer,
+    }[name]()
 
 
 if __name__ == "__main__":
+    config: dict[str, Any] = get_startup_data() or {}
     middleware: list[Middleware] = []
     if config.get("middleware"):
         middleware = [worker_middleware, doubling_middleware]
     run_worker(
         Messages,
-        {
-            Echo: echo,
-            SeenMeta: seen_meta,
-            Guarded: guarded,
-            Explode: explode,
-            Wait: wait,
-            Hold: hold,
-            Release: release,
-            Note: note,
-            Notes: get_notes,
-        },
+        HANDLERS,
         middleware=middleware,
         serializer=make_serializer(config.get("serializer", "json")),
     )

@@ -17,12 +17,18 @@ from isolated_workers import (
 class Echoed:
     value: int
     data: bytes = b""
+    items: list[int] = attrs.field(factory=list)
+    label: str | None = None
 
 
 @attrs.frozen
 class Echo(Request[Echoed]):
+    """Async handler: answers its fields unchanged."""
+
     value: int
     data: bytes = b""
+    items: list[int] = attrs.field(factory=list)
+    label: str | None = None
 
 
 @attrs.frozen
@@ -33,7 +39,10 @@ class Add(Request[int]):
 
 @attrs.frozen
 class Fail(Request[None]):
-    kind: str
+    """Sync handler: raises what ``kind`` names: ``"zero"`` a ZeroDivisionError,
+    ``"oserror"`` a FileNotFoundError(ENOENT, ``text``), else ValueError(``text``)."""
+
+    kind: str = "value"
     text: str = "boom"
 
 
@@ -46,6 +55,32 @@ class Sleep(Request[str]):
 @attrs.frozen
 class GetStartup(Request[dict[str, object]]):
     pass
+
+
+@attrs.frozen
+class Hold(Request[int]):
+    """Async handler: answers ``value`` once a `Release` has come."""
+
+    value: int = 0
+
+
+@attrs.frozen
+class Release(Notification):
+    """Sync handler: lets every `Hold`, running or to come, answer."""
+
+
+@attrs.frozen
+class SeenMeta(Request[dict[str, str]]):
+    """Async handler: the meta of this request, as the ``ext_worker`` launch
+    variant's middleware recorded it (empty without that middleware)."""
+
+
+@attrs.frozen
+class Guarded(Request[int]):
+    """Sync handler: answers ``value``. The ``ext_worker`` launch variant's
+    middleware refuses negative values before the handler runs."""
+
+    value: int
 
 
 #: What the ``tr_worker`` launch variant prints at import time, before its handshake.
@@ -157,6 +192,10 @@ Messages = define_messages(
     Fail,
     Sleep,
     GetStartup,
+    Hold,
+    Release,
+    SeenMeta,
+    Guarded,
     Print,
     Look,
     Remember,
