@@ -161,6 +161,38 @@ async def test_replies_made_while_handling_a_read_go_out_in_one_write(
     assert len(channel.writes) == 1
 
 
+async def test_frames_written_as_a_batch_go_out_in_one_write(
+    channel_kind: str, anyio_backend_name: str
+) -> None:
+    """Frames written with ``batch=True`` in one pass leave in one write, on
+    Trio as on asyncio; a lone frame on Trio leaves at once, unbatched."""
+    with anyio.fail_after(GUARD):
+        async with connected(channel_kind, CountingChannel) as (
+            connection,
+            _,
+            reader,
+        ):
+            channel = connection.channel
+            assert isinstance(channel, CountingChannel)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(connection.run, Recorder())
+                await anyio.wait_all_tasks_blocked()
+                connection.write(frame_parts(Kind.RESULT, 1, b"lone", MAX))
+                if anyio_backend_name == "trio":
+                    assert len(channel.writes) == 1  # before any other task ran
+                assert len(await read_frames(reader, 1)) == 1
+                writes = len(channel.writes)
+                for tx in range(2, 52):
+                    connection.write(
+                        frame_parts(Kind.RESULT, tx, b"x", MAX), batch=True
+                    )
+                assert len(channel.writes) == writes  # held back
+                replies = await read_frames(reader, 50)
+                tg.cancel_scope.cancel()
+    assert [tx for _, tx, _ in replies] == list(range(2, 52))
+    assert len(channel.writes) == writes + 1
+
+
 async def test_many_large_frames_from_many_tasks_arrive_intact(
     channel_kind: str,
 ) -> None:

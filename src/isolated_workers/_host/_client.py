@@ -470,7 +470,10 @@ class WorkerClient:
                 self._task_group.start_soon(self._deadlines.run, self._clock)
         try:
             with contextlib.suppress(*STREAM_ERRORS):
-                call.written = link.connection.write(frame)
+                # Others waiting too: more requests are likely in this pass.
+                call.written = link.connection.write(
+                    frame, batch=len(self._pending) > 1
+                )
             del frame  # the connection holds it until it is written
             await call.waiter.wait()
         finally:

@@ -84,9 +84,12 @@ class Connection:
         """Bytes queued and not yet written."""
         return self._queued
 
-    def write(self, parts: Sequence[Buffer]) -> Outgoing:
+    def write(self, parts: Sequence[Buffer], *, batch: bool = False) -> Outgoing:
         """Queue a frame (its header and body as buffers) and write what the
-        kernel takes now; never waits.
+        kernel takes now; never waits. With ``batch`` (the caller expects
+        more frames soon), Trio too holds it back to go out with the others
+        written before its writer task runs; asyncio always does, until the
+        end of the loop's pass.
 
         Raises:
             anyio.ClosedResourceError: The connection was closed.
@@ -97,9 +100,10 @@ class Connection:
         self._queue.append(frame)
         self._queued += frame.size
         if not self._corked:
-            if self._driver is not None and self._driver.batches_writes:
-                self._corked = True  # until the loop's pass ends: one write
-                self._driver.flush_soon()
+            driver = self._driver
+            if driver is not None and (batch or driver.batches_writes):
+                self._corked = True  # until the driver flushes: one write
+                driver.flush_soon()
             else:
                 self._flush()
         return frame
@@ -366,8 +370,9 @@ class _CallbackDriver(_Driver):
 class _TaskDriver(_Driver):
     """Trio (or any AnyIO backend): a reader task and a writer task.
 
-    Writes go out at once: waking the writer task to batch them costs Trio
-    more than the write calls it saves.
+    Writes go out at once unless the writer asks to batch them: waking the
+    writer task costs a lone request more than the write call it saves, and
+    saves many requests in flight a write call each.
     """
 
     def __init__(self, connection: Connection) -> None:
@@ -408,11 +413,16 @@ class _TaskDriver(_Driver):
         while True:
             await self._wanted.wait()
             self._wanted = anyio.Event()
+            connection._corked = False  # pyright: ignore[reportPrivateUsage]
             while connection.queued and not connection.closed:
-                await anyio.wait_writable(self.channel.write_fd)
                 connection._flush()  # pyright: ignore[reportPrivateUsage]
+                if connection.queued:
+                    await anyio.wait_writable(self.channel.write_fd)
 
     def want_writable(self) -> None:
+        self._wanted.set()
+
+    def flush_soon(self) -> None:
         self._wanted.set()
 
     def stop(self) -> None:

@@ -457,7 +457,8 @@ class Server:
     def _write(self, parts: tuple[Buffer, ...]) -> None:
         # If the host went away, the connection sees it and serving stops.
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-            self._connection.write(parts)
+            # Other handlers still running: their replies may go out with it.
+            self._connection.write(parts, batch=len(self._running) > 1)
 
     async def _send(self, parts: tuple[Buffer, ...]) -> None:
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
