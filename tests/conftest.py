@@ -6,7 +6,7 @@
   covers all four host/worker pairings.
 - ``beacon``: FIFOs a worker writes to and a test awaits (see `tests._util.Beacon`).
 - ``check_leaks`` (autouse): fails a test that leaves fds, processes, zombies or
-  socket directories behind.
+  socket directories behind; modules marked ``pure`` skip it.
 """
 
 from __future__ import annotations
@@ -66,8 +66,14 @@ def worker_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(autouse=True)
-def check_leaks() -> Iterator[None]:
-    """Fail the test if it leaves anything behind; kill any processes it left."""
+def check_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test if it leaves anything behind; kill any processes it left.
+
+    Modules marked ``pure`` (no files, sockets or processes) skip it.
+    """
+    if request.node.get_closest_marker("pure") is not None:
+        yield
+        return
     before = _leaks.snapshot()
     yield
     leaks = _leaks.wait_for_no_leaks(before)

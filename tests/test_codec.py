@@ -23,6 +23,8 @@ from isolated_workers._wire._codec import (
 )
 from isolated_workers._wire._protocol import decode_body, encode_body
 
+pytestmark = pytest.mark.pure
+
 JSON = JsonSerializer()
 
 

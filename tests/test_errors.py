@@ -26,6 +26,8 @@ from isolated_workers import (
 )
 from isolated_workers._wire._protocol import describe_exception, error_from_payload
 
+pytestmark = pytest.mark.pure
+
 TRACEBACK = (
     "Traceback (most recent call last):\n  File \"w.py\", line 1\nKeyError: 'k'\n"
 )

@@ -13,6 +13,8 @@ import pytest
 
 import isolated_workers
 
+pytestmark = pytest.mark.pure
+
 # API.md sections 1-10.
 REQUIRED = [
     "Request",

@@ -11,7 +11,7 @@ import pytest
 
 from isolated_workers._worker._tasks import handler_tasks
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.pure]
 
 
 async def test_tasks_run_and_the_block_waits_for_none_of_them_to_leak() -> None:

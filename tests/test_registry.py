@@ -17,6 +17,8 @@ from isolated_workers import (
     define_messages,
 )
 
+pytestmark = pytest.mark.pure
+
 # --------------------------------------------------------------------------
 # Module-level messages: forward references to classes defined further down.
 

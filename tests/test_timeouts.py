@@ -10,6 +10,8 @@ import pytest
 
 from isolated_workers import Timeouts
 
+pytestmark = pytest.mark.pure
+
 
 class Resize:
     pass

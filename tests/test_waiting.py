@@ -7,7 +7,7 @@ import pytest
 
 from isolated_workers._host._waiting import Deadlines, waiter_factory
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.pure]
 
 
 class Item:
