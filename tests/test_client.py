@@ -31,20 +31,21 @@ from isolated_workers import (
 )
 from isolated_workers.testing import open_in_process_worker
 from tests._util import GUARD, HAVE_TRIO
-from tests.workers.host_messages import (
-    Active,
+from tests.workers.echo_handlers import HANDLERS
+from tests.workers.messages import (
     Big,
-    Block,
+    Count,
+    CustomError,
     Echo,
     Echoed,
-    Explode,
-    GetPid,
+    Fail,
     Hold,
-    HostCustomError,
-    HostMessages,
-    Nap,
-    Record,
-    Records,
+    Messages,
+    Ping,
+    Recall,
+    Remember,
+    Running,
+    Sleep,
     Store,
 )
 
@@ -66,7 +67,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
 
 
 class Worker:
-    """The handlers of host_messages, in memory: tests await their events."""
+    """The handlers of the plain contract, in memory: tests await their events."""
 
     def __init__(self) -> None:
         self.records: list[int] = []
@@ -82,32 +83,27 @@ class Worker:
             self.records.append(msg.value)
             return len(msg.data)
 
-        async def block(msg: Block) -> str:
+        async def hold(msg: Hold) -> int:
+            self.holding += 1
             self.entered.set()
             try:
                 await anyio.sleep_forever()
             finally:
-                self.exited.set()
-            return "unreachable"
-
-        async def hold(msg: Hold) -> None:
-            self.holding += 1
-            try:
-                await anyio.sleep_forever()
-            finally:
                 self.holding -= 1
+                self.exited.set()
+            return msg.value
 
-        async def nap(msg: Nap) -> str:
+        async def sleep(msg: Sleep) -> str:
             await anyio.sleep(msg.seconds)
-            return "rested"
+            return "slept"
 
-        def explode(msg: Explode) -> None:
+        def fail(msg: Fail) -> None:
             if msg.kind == "zero":
                 1 / 0  # noqa: B018
             if msg.kind == "oserror":
                 raise FileNotFoundError(errno.ENOENT, msg.text)
             if msg.kind == "custom":
-                raise HostCustomError(msg.text, code="E42")
+                raise CustomError(msg.text, code="E42")
             raise ValueError(msg.text * 3000)  # "long": over a small frame limit
 
         def unused(msg: object) -> None:
@@ -116,20 +112,21 @@ class Worker:
         served: dict[type, Callable[[Any], Any]] = {
             Echo: echo,
             Store: store,
-            Record: lambda msg: self.records.append(msg.value),
-            Records: lambda msg: self.records,
-            GetPid: lambda msg: 0,
-            Block: block,
+            Remember: lambda msg: self.records.append(msg.value),
+            Recall: lambda msg: self.records,
+            Ping: lambda msg: 0,
             Hold: hold,
-            Active: lambda msg: self.holding,
-            Nap: nap,
-            Explode: explode,
+            Running: lambda msg: self.holding,
+            Sleep: sleep,
+            Fail: fail,
             Big: lambda msg: b"x" * msg.size,
         }
-        return {cls: served.get(cls, unused) for cls in HostMessages}
+        # No other message is sent in process; a stream handler must still be
+        # an async generator, so Count keeps the plain worker's.
+        return dict.fromkeys(HANDLERS, unused) | {Count: HANDLERS[Count]} | served
 
     def open(self, **options: Any) -> Any:
-        return open_in_process_worker(HostMessages, self.handlers(), **options)
+        return open_in_process_worker(Messages, self.handlers(), **options)
 
 
 async def assert_serving(client: WorkerClient) -> None:
@@ -165,8 +162,8 @@ async def test_every_send_lets_other_tasks_run(anyio_backend: object) -> None:
             await tg.start(sibling)
             # Trio runs a batch of ready tasks in a random order, so the sibling
             # may come before or after the sender: count, do not expect 200.
-            assert await interleavings(lambda i: client.send(Record(i))) >= 50
-            assert await interleavings(lambda i: client.send(GetPid())) >= 50
+            assert await interleavings(lambda i: client.send(Remember(i))) >= 50
+            assert await interleavings(lambda i: client.send(Ping())) >= 50
             tg.cancel_scope.cancel()
 
 
@@ -178,15 +175,15 @@ async def test_remote_builtin_error(anyio_backend: object) -> None:
     with anyio.fail_after(GUARD):
         async with Worker().open() as client:
             with pytest.raises(ZeroDivisionError) as info:
-                await client.send(Explode("zero"))
+                await client.send(Fail("zero"))
             error = info.value
             assert isinstance(error, RemoteError)
             assert isinstance(error, WorkerError)
             assert error.remote_type == "builtins.ZeroDivisionError"
             assert error.remote_message == "division by zero"
-            assert "in explode" in error.remote_traceback
+            assert "in fail" in error.remote_traceback
             assert error.code is None
-            assert any("in explode" in note for note in error.__notes__)
+            assert any("in fail" in note for note in error.__notes__)
             printed = "".join(traceback.format_exception(error))
             assert "Remote traceback" in printed
             assert "division by zero" in printed
@@ -198,7 +195,7 @@ async def test_remote_oserror_keeps_errno(anyio_backend: object) -> None:
     with anyio.fail_after(GUARD):
         async with Worker().open() as client:
             with pytest.raises(FileNotFoundError) as info:
-                await client.send(Explode("oserror", "no such thing"))
+                await client.send(Fail("oserror", "no such thing"))
             error = info.value
             assert isinstance(error, RemoteError)
             assert error.remote_type == "builtins.FileNotFoundError"
@@ -212,13 +209,13 @@ async def test_remote_custom_error(anyio_backend: object) -> None:
     with anyio.fail_after(GUARD):
         async with Worker().open() as client:
             with pytest.raises(RemoteError) as info:
-                await client.send(Explode("custom", "mine"))
+                await client.send(Fail("custom", "mine"))
             error = info.value
             assert type(error) is RemoteError
-            assert error.remote_type == "tests.workers.host_messages.HostCustomError"
+            assert error.remote_type == "tests.workers.messages.CustomError"
             assert error.remote_message == "mine"
             assert error.code == "E42"
-            assert "HostCustomError" in error.remote_traceback
+            assert "CustomError" in error.remote_traceback
             await assert_serving(client)
 
 
@@ -232,7 +229,7 @@ async def test_message_timeout(anyio_backend: object) -> None:
         async with worker.open(timeouts=Timeouts(message=0.3)) as client:
             start = anyio.current_time()
             with pytest.raises(WorkerTimeoutError) as info:
-                await client.send(Block("slow"))
+                await client.send(Hold())
             assert isinstance(info.value, TimeoutError)
             assert 0.3 <= anyio.current_time() - start < 2.0
             assert worker.entered.is_set()
@@ -243,14 +240,14 @@ async def test_message_timeout(anyio_backend: object) -> None:
 async def test_per_message_timeout_overrides_message(anyio_backend: object) -> None:
     """Timeouts.per_message sets the limit of its class; others keep ``message``."""
     worker = Worker()
-    timeouts = Timeouts(message=0.3, per_message={Nap: 20})
+    timeouts = Timeouts(message=0.3, per_message={Sleep: 20})
     with anyio.fail_after(GUARD):
         async with worker.open(timeouts=timeouts) as client:
-            assert await client.send(Nap(0.6)) == "rested"
+            assert await client.send(Sleep(0.6)) == "slept"
             with pytest.raises(WorkerTimeoutError):
                 await client.send(Hold())
             await anyio.wait_all_tasks_blocked()
-            assert await client.send(Active()) == 0
+            assert await client.send(Running()) == 0
 
 
 async def test_timeouts_shorthand(anyio_backend: object) -> None:
@@ -274,7 +271,7 @@ async def test_cancelled_send_cancels_the_handler(anyio_backend: object) -> None
         async with worker.open() as client:
             start = anyio.current_time()
             with anyio.move_on_after(0.3) as scope:
-                await client.send(Block("cancelled"))
+                await client.send(Hold())
             assert scope.cancelled_caught
             assert anyio.current_time() - start < 1.5
             await worker.exited.wait()
@@ -320,8 +317,8 @@ async def test_send_cancelled_before_it_starts_writes_nothing(
                 await client.send(Store(98))
             with anyio.CancelScope() as scope:
                 scope.cancel()
-                await client.send(Record(99))
-            assert await client.send(Records()) == []
+                await client.send(Remember(99))
+            assert await client.send(Recall()) == []
             await assert_serving(client)
 
 
@@ -337,7 +334,7 @@ async def test_oversized_messages(anyio_backend: object) -> None:
             with pytest.raises(ProtocolError):
                 await client.send(Store(2, b"y" * 4096))
             assert await client.send(Store(3, b"small")) == 5
-            assert await client.send(Records()) == [3]  # 1 and 2 never reached it
+            assert await client.send(Recall()) == [3]  # 1 and 2 never reached it
             with pytest.raises(ProtocolError):
                 await client.send(Big(4096))
             assert client.is_active
@@ -352,5 +349,5 @@ async def test_oversized_error_reply_fails_that_call_only(
     with anyio.fail_after(GUARD):
         async with Worker().open(max_frame_size=1024) as client:
             with pytest.raises((ValueError, ProtocolError)):
-                await client.send(Explode("long", "e"))
+                await client.send(Fail("long", "e"))
             await assert_serving(client)

@@ -5,7 +5,7 @@ Each test runs on every host/worker pairing (``anyio_backend`` x
 through the ``worker`` fixture, whose teardown fails a test whose worker did
 not close gracefully. Tests synchronise on beacons (FIFOs the worker writes a
 line to), handshakes and worker-side counters, never on sleeps. The worker is
-``tests/workers/host_worker.py``. The client's own logic (timeouts,
+the plain one, ``tests/workers/echo.py``. The client's own logic (timeouts,
 cancellation, frame limits, error replies) is tested in process, in
 test_client.py.
 """
@@ -41,23 +41,23 @@ from isolated_workers import (
     start_worker,
 )
 from tests._util import GUARD, Beacon, WorkerBackend, assert_reaped, wait_until
-from tests.workers.host_messages import (
-    Block,
+from tests.workers.messages import (
     Compose,
     Composite,
     Echo,
     Echoed,
-    Explode,
-    GetPid,
+    Fail,
+    Gather,
+    GetStartup,
     GetStartupAs,
-    GetStartupRaw,
     Hang,
-    HostMessages,
+    Hold,
     Inner,
+    Messages,
+    Ping,
     Point,
-    Record,
-    Records,
-    Rendezvous,
+    Recall,
+    Remember,
     Stall,
     StartupBundle,
     StartupConfig,
@@ -67,7 +67,7 @@ from tests.workers.host_messages import (
 
 pytestmark = pytest.mark.anyio
 
-WORKER = "tests.workers.host_worker"
+WORKER = "tests.workers.echo"
 E = TypeVar("E", bound=BaseException)
 Transport = UnixSocketTransport | PipeTransport
 
@@ -87,9 +87,9 @@ async def worker(
     transport: Transport,
     caplog: pytest.LogCaptureFixture,
 ) -> AsyncIterator[WorkerClient]:
-    """A host-test worker on this pairing and transport. Afterwards, the test
+    """A plain worker on this pairing and transport. Afterwards, the test
     fails unless the worker closed gracefully: no escalation, no traceback."""
-    async with host_worker(
+    async with plain_worker(
         worker_backend, transport=transport, output="capture"
     ) as client:
         yield client
@@ -103,22 +103,22 @@ async def worker(
     assert "Traceback" not in client.captured_stderr, client.captured_stderr
 
 
-def host_worker(
+def plain_worker(
     worker_backend: str, **options: Any
 ) -> AbstractAsyncContextManager[WorkerClient]:
-    """``open_worker`` on the host-test worker, running the given event loop."""
+    """``open_worker`` on the plain worker, running the given event loop."""
     return open_worker(
         WORKER,
-        messages=HostMessages,
+        messages=Messages,
         backend=cast(WorkerBackend, worker_backend),
         **options,
     )
 
 
-def start_host_worker(
+def start_plain_worker(
     worker_backend: str,
 ) -> functools.partial[Coroutine[Any, Any, None]]:
-    """``start_worker`` on the host-test worker, for ``TaskGroup.start``.
+    """``start_worker`` on the plain worker, for ``TaskGroup.start``.
 
     TaskGroup.start takes no keyword arguments (on anyio as on Trio): the
     options reach start_worker through functools.partial.
@@ -126,16 +126,16 @@ def start_host_worker(
     return functools.partial(
         start_worker,
         WORKER,
-        messages=HostMessages,
+        messages=Messages,
         backend=cast(WorkerBackend, worker_backend),
     )
 
 
 @asynccontextmanager
 async def hung_worker(worker_backend: str, hung: Beacon) -> AsyncIterator[WorkerClient]:
-    """A host-test worker (shutdown timeout 0.3 s) that `Hang` has blocked:
+    """A plain worker (shutdown timeout 0.3 s) that `Hang` has blocked:
     it ignores SIGTERM and has written to the beacon ``hung``."""
-    async with host_worker(worker_backend, timeouts=Timeouts(shutdown=0.3)) as client:
+    async with plain_worker(worker_backend, timeouts=Timeouts(shutdown=0.3)) as client:
         await client.send(Hang(str(hung)))
         await hung.wait_for_text()
         yield client
@@ -147,31 +147,29 @@ def status(client: WorkerClient) -> tuple[WorkerState, bool, bool]:
     return client.state, client.is_active, client.is_connected
 
 
-async def send_block(
-    client: WorkerClient, block: Path, error_type: type[E], errors: list[E]
+async def send_hold(
+    client: WorkerClient, marker: Path, error_type: type[E], errors: list[E]
 ) -> None:
-    """Send ``Block(block)``; collect the ``error_type`` error it fails with."""
+    """Send ``Hold(marker)``; collect the ``error_type`` error it fails with."""
     try:
-        await client.send(Block(str(block)))
+        await client.send(Hold(str(marker)))
     except error_type as exc:
         errors.append(exc)
 
 
-async def start_blocks(
+async def start_holds(
     tg: anyio.abc.TaskGroup,
     client: WorkerClient,
     beacon: Callable[[str], Beacon],
     count: int,
     error_type: type[E],
 ) -> list[E]:
-    """Start ``count`` `send_block` in ``tg`` and wait until every handler has
+    """Start ``count`` `send_hold` in ``tg`` and wait until every handler has
     entered; the list returned fills with their ``error_type`` errors."""
-    entered = beacon("block.entered")
+    entered = beacon("hold")
     errors: list[E] = []
     for _ in range(count):
-        tg.start_soon(
-            send_block, client, entered.path.with_suffix(""), error_type, errors
-        )
+        tg.start_soon(send_hold, client, entered.path, error_type, errors)
     await entered.wait_for_lines(count)
     return errors
 
@@ -181,7 +179,7 @@ async def assert_sends_fail(client: WorkerClient, error_type: type[Exception]) -
     with pytest.raises(error_type):
         await client.send(Echo(1))
     with pytest.raises(error_type):
-        await client.send(Record(1))
+        await client.send(Remember(1))
 
 
 def assert_child(pid: int) -> None:
@@ -194,7 +192,7 @@ def assert_child(pid: int) -> None:
 async def assert_serving(client: WorkerClient, pid: int) -> None:
     """The worker ``pid`` is still the one answering, and answers correctly."""
     assert client.state is WorkerState.READY
-    assert await client.send(GetPid()) == pid
+    assert await client.send(Ping()) == pid
     assert await client.send(Echo(41, b"ok")) == Echoed(41, b"ok")
 
 
@@ -252,12 +250,12 @@ async def test_notifications_and_sync_handlers_in_arrival_order(
     """A notification returns None once written; sync handlers run in arrival
     order, so a later request sees its effect."""
     with anyio.fail_after(GUARD):
-        assert await worker.send(Record(1)) is None  # type: ignore[func-returns-value]
+        assert await worker.send(Remember(1)) is None  # type: ignore[func-returns-value]
         assert await worker.send(Store(3, b"abc")) == 3
-        assert await worker.send(Record(2)) is None  # type: ignore[func-returns-value]
+        assert await worker.send(Remember(2)) is None  # type: ignore[func-returns-value]
         assert await worker.send(Store(4)) == 0
-        assert await worker.send(GetPid()) == worker.pid
-        assert await worker.send(Records()) == [1, 3, 2, 4]
+        assert await worker.send(Ping()) == worker.pid
+        assert await worker.send(Recall()) == [1, 3, 2, 4]
 
 
 async def test_many_requests_in_flight(worker: WorkerClient) -> None:
@@ -278,14 +276,14 @@ async def test_async_handlers_run_concurrently(worker: WorkerClient) -> None:
     """Two async handlers that each wait for the other to enter both complete."""
     results: list[int] = []
 
-    async def call() -> None:
-        results.append(await worker.send(Rendezvous("pair", parties=2)))
+    async def call(x: int) -> None:
+        results.append(await worker.send(Gather(x, parties=2, group="pair")))
 
     with anyio.fail_after(GUARD):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(call)
-            tg.start_soon(call)
-    assert results == [2, 2]
+            tg.start_soon(call, 1)
+            tg.start_soon(call, 2)
+    assert sorted(results) == [3, 5]
 
 
 # --- 2. the client's state and aclose() ----------------------------------------
@@ -297,7 +295,7 @@ async def test_client_state_before_and_after_close(worker: WorkerClient) -> None
         pid = worker.pid
         assert status(worker) == (WorkerState.READY, True, True)
         assert_child(pid)
-        assert await worker.send(GetPid()) == pid
+        assert await worker.send(Ping()) == pid
 
         await worker.aclose()
         assert status(worker) == (WorkerState.CLOSED, False, False)
@@ -315,7 +313,7 @@ async def test_aclose_fails_pending_requests(
     """Requests in flight when aclose() runs fail with WorkerClosedError."""
     with anyio.fail_after(GUARD):
         async with anyio.create_task_group() as tg:
-            errors = await start_blocks(tg, worker, beacon, 3, WorkerClosedError)
+            errors = await start_holds(tg, worker, beacon, 3, WorkerClosedError)
             await worker.aclose()
         assert worker.state is WorkerState.CLOSED
         assert_reaped(worker.pid)
@@ -334,7 +332,7 @@ async def test_user_exception_leaves_open_worker_as_itself(
     clients: list[WorkerClient] = []
 
     async def use_and_fail() -> None:
-        async with host_worker(worker_backend) as client:
+        async with plain_worker(worker_backend) as client:
             clients.append(client)
             assert await client.send(Echo(1)) == Echoed(1)
             raise error
@@ -350,7 +348,7 @@ async def test_start_worker_returns_a_ready_client(
     anyio_backend: object, worker_backend: str
 ) -> None:
     """start_worker gives a READY client; cancelling its task group reaps it."""
-    start = start_host_worker(worker_backend)
+    start = start_plain_worker(worker_backend)
     with anyio.fail_after(GUARD):
         async with anyio.create_task_group() as tg:
             client: WorkerClient = await tg.start(start)
@@ -368,7 +366,7 @@ async def test_user_exception_with_start_worker(
 ) -> None:
     """A KeyError beside start_worker comes out alone and the worker is reaped."""
     error = KeyError("user code")
-    start = start_host_worker(worker_backend)
+    start = start_plain_worker(worker_backend)
     clients: list[WorkerClient] = []
 
     async def use_and_fail() -> None:
@@ -398,13 +396,13 @@ async def test_error_types_are_the_same_on_every_pairing(
     expected = [
         ("zero", "RemoteZeroDivisionError", "builtins.ZeroDivisionError", None),
         ("oserror", "RemoteFileNotFoundError", "builtins.FileNotFoundError", 2),
-        ("custom", "RemoteError", "tests.workers.host_messages.HostCustomError", "E42"),
+        ("custom", "RemoteError", "tests.workers.messages.CustomError", "E42"),
     ]
     seen = []
     with anyio.fail_after(GUARD):
         for kind, *_ in expected:
             with pytest.raises(RemoteError) as excinfo:
-                await worker.send(Explode(kind))
+                await worker.send(Fail(kind))
             error = excinfo.value
             seen.append((kind, type(error).__name__, error.remote_type, error.code))
     assert seen == expected
@@ -423,19 +421,19 @@ async def test_cancelled_send_cancels_the_handler(
 ) -> None:
     """A send given up by its cancel scope, or by its timeout, cancels its
     handler in the worker process, which serves on."""
-    entered, exited = beacon("block.entered"), beacon("block.exited")
-    block = Block(str(entered.path.with_suffix("")))
-    timeouts = Timeouts(per_message={Block: 0.3} if how == "timeout" else {})
+    entered, exited = beacon("hold"), beacon("hold.exited")
+    hold = Hold(str(entered))
+    timeouts = Timeouts(per_message={Hold: 0.3} if how == "timeout" else {})
     with anyio.fail_after(GUARD):
-        async with host_worker(
+        async with plain_worker(
             worker_backend, transport=transport, timeouts=timeouts
         ) as client:
             if how == "timeout":
                 with pytest.raises(WorkerTimeoutError):
-                    await client.send(block)
+                    await client.send(hold)
             else:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(client.send, block)
+                    tg.start_soon(client.send, hold)
                     await entered.wait_for_text()
                     tg.cancel_scope.cancel()
             await exited.wait_for_text()
@@ -480,7 +478,7 @@ async def test_a_timeout_takes_effect_while_the_worker_does_not_read(
     big = bytes(range(256)) * (6 * 4096)  # 6 MiB
     with anyio.fail_after(GUARD):
         async with (
-            host_worker(worker_backend, transport=transport) as client,
+            plain_worker(worker_backend, transport=transport) as client,
             anyio.create_task_group() as tg,
         ):
             pid = client.pid
@@ -525,8 +523,8 @@ async def test_startup_data(anyio_backend: object, worker_backend: str) -> None:
     """Startup data of dicts, nested attrs and bytes reaches the worker intact."""
     bundle = StartupBundle(plain=STARTUP_PLAIN, config=STARTUP_CONFIG, blob=b"\xffraw")
     with anyio.fail_after(GUARD):
-        async with host_worker(worker_backend, startup_data=bundle) as client:
-            raw = await client.send(GetStartupRaw())
+        async with plain_worker(worker_backend, startup_data=bundle) as client:
+            raw = (await client.send(GetStartup()))["startup"]
             assert raw["plain"] == STARTUP_PLAIN
             assert raw["config"]["name"] == "cfg"
             assert raw["config"]["inner"] == {"level": 3, "tags": ["a", "b"]}
@@ -561,16 +559,16 @@ async def test_sigkill_with_requests_in_flight(
 ) -> None:
     """SIGKILL fails 5 in-flight requests with WorkerCrashedError(SIGKILL)."""
     with anyio.fail_after(GUARD):
-        async with host_worker(worker_backend, transport=transport) as client:
+        async with plain_worker(worker_backend, transport=transport) as client:
             pid = client.pid
             async with anyio.create_task_group() as tg:
-                errors = await start_blocks(tg, client, beacon, 5, WorkerCrashedError)
+                errors = await start_holds(tg, client, beacon, 5, WorkerCrashedError)
                 os.kill(pid, signal.SIGKILL)
             assert len(errors) == 5
             assert len({id(e) for e in errors}) == 5
             for error in errors:
                 assert error.reason == Exited(code=None, signal=signal.SIGKILL)
-                assert error.message_type == "Block"
+                assert error.message_type == "Hold"
                 assert "signal SIGKILL" in str(error)
             assert client.state is WorkerState.CRASHED
             assert not client.is_active

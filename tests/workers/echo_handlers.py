@@ -1,4 +1,4 @@
-"""The handlers of the shared registry in ``tests/workers/messages.py``.
+"""The handlers of the plain contract in ``tests/workers/messages.py``.
 
 Imported by the workers that serve `Messages`. Importing this module performs
 no handshake: ``serve_in_loop`` relies on `serve_worker` doing its own.
@@ -11,47 +11,77 @@ import contextvars
 import errno
 import importlib
 import os
+import signal
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from isolated_workers import emit, get_startup_data
 from isolated_workers._util import current_backend
 from isolated_workers._worker._session import connect
 from tests.workers.messages import (
     Add,
+    Big,
+    Compose,
+    Composite,
     Count,
     CountState,
+    CustomError,
     Echo,
     Echoed,
     Fail,
+    Gather,
     GetStartup,
+    GetStartupAs,
     Guarded,
+    Hang,
     Hold,
     Look,
+    Ping,
+    Point,
     Print,
     Progress,
     Recall,
     Release,
     Remember,
+    Running,
     SeenMeta,
     Sleep,
+    Stall,
+    StartupBundle,
+    StartupReport,
+    Store,
     Unregistered,
     View,
     Work,
 )
 
 remembered: list[int] = []
+holding = 0
 #: The meta of the request being handled, set by ``ext_worker``'s middleware.
 request_meta: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
     "request_meta", default=None
 )
 # Made lazily: an anyio.Event needs the running event loop.
 released: list[anyio.Event] = []
+arrivals: dict[str, int] = {}
+gathered: dict[str, anyio.Event] = {}
+
+
+def mark(path: str) -> None:
+    """Append a line to the marker ``path`` (synchronously: it must work in the
+    ``finally`` of a cancelled handler, where an await would raise at once)."""
+    with open(path, "a") as marker:
+        marker.write(f"{os.getpid()}\n")
+
+
+# --- values -------------------------------------------------------------------------
 
 
 async def echo(msg: Echo) -> Echoed:
@@ -62,12 +92,61 @@ def add(msg: Add) -> int:
     return msg.a + msg.b
 
 
+async def compose(msg: Compose) -> Composite:
+    await anyio.lowlevel.checkpoint()
+    points = [Point(msg.seed + i, i / 4) for i in range(3)]
+    return Composite(
+        name=f"seed-{msg.seed}",
+        points=points,
+        by_name={f"p{i}": p for i, p in enumerate(points)},
+        pair=(msg.seed, str(msg.seed)),
+        blob=bytes(range(msg.seed, msg.seed + 4)),
+        maybe=None if msg.seed % 2 else msg.seed,
+        flag=msg.seed > 0,
+        nothing=None,
+    )
+
+
+async def big(msg: Big) -> bytes:
+    return b"x" * msg.size
+
+
+def ping(msg: Ping) -> int:
+    return os.getpid()
+
+
+# --- records --------------------------------------------------------------------
+
+
+def remember(msg: Remember) -> None:
+    remembered.append(msg.value)
+
+
+def store(msg: Store) -> int:
+    remembered.append(msg.value)
+    return len(msg.data)
+
+
+def recall(msg: Recall) -> list[int]:
+    return remembered
+
+
+# --- errors -------------------------------------------------------------------------
+
+
 def fail(msg: Fail) -> None:
     if msg.kind == "zero":
         1 / 0  # noqa: B018
     if msg.kind == "oserror":
         raise FileNotFoundError(errno.ENOENT, msg.text)
+    if msg.kind == "custom":
+        raise CustomError(msg.text, code="E42")
+    if msg.kind == "long":
+        raise ValueError(msg.text * 3000)
     raise ValueError(msg.text)
+
+
+# --- waiting, blocking --------------------------------------------------------------
 
 
 async def sleep(msg: Sleep) -> str:
@@ -75,14 +154,93 @@ async def sleep(msg: Sleep) -> str:
         await anyio.sleep(msg.seconds)
     finally:
         if msg.marker:
-            # Blocking on purpose: an await here would not run once cancelled.
-            Path(msg.marker).write_text(f"{os.getpid()}")
+            mark(msg.marker)
     return "slept"
+
+
+def _released() -> anyio.Event:
+    if not released:
+        released.append(anyio.Event())
+    return released[0]
+
+
+async def hold(msg: Hold) -> int:
+    global holding
+    holding += 1
+    try:
+        if msg.marker:
+            mark(msg.marker)
+        await _released().wait()
+    finally:
+        holding -= 1
+        if msg.marker:
+            mark(f"{msg.marker}.exited")
+    return msg.value
+
+
+def release(msg: Release) -> None:
+    _released().set()
+
+
+def running(msg: Running) -> int:
+    return holding
+
+
+async def gather(msg: Gather) -> int:
+    event = gathered.setdefault(msg.group, anyio.Event())
+    arrivals[msg.group] = arrivals.get(msg.group, 0) + 1
+    if arrivals[msg.group] >= msg.parties:
+        event.set()
+    await event.wait()
+    return 2 * msg.x + 1
+
+
+def stall(msg: Stall) -> str:
+    mark(f"{msg.marker}.entered")
+    release = Path(f"{msg.marker}.release")
+    deadline = time.monotonic() + 20
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return "released"
+
+
+def hang(msg: Hang) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    mark(msg.marker)
+    while True:
+        time.sleep(0.05)
+
+
+# --- startup data ---------------------------------------------------------------
 
 
 def get_startup(msg: GetStartup) -> dict[str, Any]:
     # The session is cached: this repeats no handshake.
     return {"startup": get_startup_data()}
+
+
+def get_startup_as(msg: GetStartupAs) -> StartupReport:
+    bundle = get_startup_data(as_type=StartupBundle)
+    return StartupReport(
+        bundle=bundle,
+        blob_type=type(bundle.blob).__name__,
+        config_blob_type=type(bundle.config.blob).__name__,
+        inner_type=type(bundle.config.inner).__qualname__,
+    )
+
+
+# --- for ext_worker's middleware ---------------------------------------------------
+
+
+async def seen_meta(msg: SeenMeta) -> dict[str, str]:
+    return request_meta.get() or {}
+
+
+def guarded(msg: Guarded) -> int:
+    return msg.value
+
+
+# --- the process ------------------------------------------------------------------
 
 
 def print_output(msg: Print) -> int:
@@ -106,29 +264,6 @@ def _sibling() -> str | None:
     except ModuleNotFoundError:
         return None
     return value
-
-
-def _released() -> anyio.Event:
-    if not released:
-        released.append(anyio.Event())
-    return released[0]
-
-
-async def hold(msg: Hold) -> int:
-    await _released().wait()
-    return msg.value
-
-
-def release(msg: Release) -> None:
-    _released().set()
-
-
-async def seen_meta(msg: SeenMeta) -> dict[str, str]:
-    return request_meta.get() or {}
-
-
-def guarded(msg: Guarded) -> int:
-    return msg.value
 
 
 def _fds() -> dict[str, str]:
@@ -169,12 +304,7 @@ def look(msg: Look) -> View:
     )
 
 
-def remember(msg: Remember) -> None:
-    remembered.append(msg.value)
-
-
-def recall(msg: Recall) -> list[int]:
-    return remembered
+# --- events and streams -------------------------------------------------------------
 
 
 async def work(msg: Work) -> int:
@@ -208,17 +338,26 @@ def count_state(msg: CountState) -> list[int]:
 HANDLERS: dict[type, Callable[[Any], Any]] = {
     Echo: echo,
     Add: add,
+    Compose: compose,
+    Big: big,
+    Ping: ping,
+    Remember: remember,
+    Store: store,
+    Recall: recall,
     Fail: fail,
     Sleep: sleep,
-    GetStartup: get_startup,
     Hold: hold,
     Release: release,
+    Running: running,
+    Gather: gather,
+    Stall: stall,
+    Hang: hang,
+    GetStartup: get_startup,
+    GetStartupAs: get_startup_as,
     SeenMeta: seen_meta,
     Guarded: guarded,
     Print: print_output,
     Look: look,
-    Remember: remember,
-    Recall: recall,
     Work: work,
     Count: count,
     CountState: count_state,

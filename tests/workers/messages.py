@@ -1,6 +1,15 @@
-"""The message contract the test workers share with the tests."""
+"""The plain contract: the messages of the plain worker and its launch variants.
+
+The plain worker is ``tests/workers/echo.py``, with the handlers of
+``echo_handlers.py``. Each docstring says whether its handler is sync (it runs
+on the worker's event loop, blocking it, in arrival order) or async. A marker is
+a path a handler appends a line ``f"{pid}\\n"`` to, usually a test's `Beacon`;
+a release file is a plain file a handler polls for.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import attrs
 
@@ -11,6 +20,8 @@ from isolated_workers import (
     StreamRequest,
     define_messages,
 )
+
+# --- values ---------------------------------------------------------------------
 
 
 @attrs.frozen
@@ -33,40 +44,195 @@ class Echo(Request[Echoed]):
 
 @attrs.frozen
 class Add(Request[int]):
+    """Sync handler: ``a + b``."""
+
     a: int
     b: int
 
 
 @attrs.frozen
+class Point:
+    x: float
+    y: float
+
+
+@attrs.frozen
+class Composite:
+    name: str
+    points: list[Point]
+    by_name: dict[str, Point]
+    pair: tuple[int, str]
+    blob: bytes
+    maybe: int | None
+    flag: bool
+    nothing: None
+
+
+@attrs.frozen
+class Compose(Request[Composite]):
+    """Async handler: builds a `Composite` from ``seed``."""
+
+    seed: int
+
+
+@attrs.frozen
+class Big(Request[bytes]):
+    """Async handler: answers ``size`` bytes."""
+
+    size: int
+
+
+@attrs.frozen
+class Ping(Request[int]):
+    """Sync handler: the worker's pid."""
+
+
+# --- records (sync handlers: a later request sees an earlier one's effect) -----
+
+
+@attrs.frozen
+class Remember(Notification):
+    """Sync handler: appends ``value`` to the worker's record."""
+
+    value: int
+
+
+@attrs.frozen
+class Store(Request[int]):
+    """Sync handler: appends ``value`` to the record, answers ``len(data)``."""
+
+    value: int
+    data: bytes = b""
+
+
+@attrs.frozen
+class Recall(Request[list[int]]):
+    """Sync handler: the values recorded so far."""
+
+
+# --- errors -----------------------------------------------------------------------
+
+
+class CustomError(Exception):
+    """An exception type that is not built in; it carries a ``code``."""
+
+    def __init__(self, text: str, code: str) -> None:
+        super().__init__(text)
+        self.code = code
+
+
+@attrs.frozen
 class Fail(Request[None]):
     """Sync handler: raises what ``kind`` names: ``"zero"`` a ZeroDivisionError,
-    ``"oserror"`` a FileNotFoundError(ENOENT, ``text``), else ValueError(``text``)."""
+    ``"oserror"`` a FileNotFoundError(ENOENT, ``text``), ``"custom"`` a
+    `CustomError` with code ``"E42"``, ``"long"`` a ValueError of 3000 times
+    ``text`` (too large for a small frame limit), else ValueError(``text``)."""
 
     kind: str = "value"
     text: str = "boom"
 
 
+# --- waiting, blocking ------------------------------------------------------------
+
+
 @attrs.frozen
 class Sleep(Request[str]):
+    """Async handler: sleeps ``seconds``, answers ``"slept"``; marks ``marker``
+    when it ends, cancelled or not."""
+
     seconds: float
     marker: str = ""
 
 
 @attrs.frozen
-class GetStartup(Request[dict[str, object]]):
-    pass
-
-
-@attrs.frozen
 class Hold(Request[int]):
-    """Async handler: answers ``value`` once a `Release` has come."""
+    """Async handler: answers ``value`` once a `Release` has come, and is counted
+    by `Running` until then. Marks ``marker`` on entry and ``<marker>.exited``
+    when it ends (cancelled, most often)."""
 
+    marker: str = ""
     value: int = 0
 
 
 @attrs.frozen
 class Release(Notification):
     """Sync handler: lets every `Hold`, running or to come, answer."""
+
+
+@attrs.frozen
+class Running(Request[int]):
+    """Sync handler: how many `Hold` handlers are running."""
+
+
+@attrs.frozen
+class Gather(Request[int]):
+    """Async handler: waits until ``parties`` `Gather` handlers of ``group`` have
+    entered, then answers ``2 * x + 1``."""
+
+    x: int
+    parties: int
+    group: str = "g"
+
+
+@attrs.frozen
+class Stall(Request[str]):
+    """Sync handler (it blocks the event loop): marks ``<marker>.entered``, waits
+    until the release file ``<marker>.release`` exists (20 s at most), answers
+    ``"released"``."""
+
+    marker: str
+
+
+@attrs.frozen
+class Hang(Notification):
+    """Sync handler: ignores SIGTERM, marks ``marker``, blocks the worker forever."""
+
+    marker: str
+
+
+# --- startup data -----------------------------------------------------------------
+
+
+@attrs.frozen
+class GetStartup(Request[dict[str, Any]]):
+    """Sync handler: ``{"startup": get_startup_data()}``."""
+
+
+@attrs.frozen
+class Inner:
+    level: int
+    tags: list[str]
+
+
+@attrs.frozen
+class StartupConfig:
+    name: str
+    inner: Inner
+    blob: bytes
+
+
+@attrs.frozen
+class StartupBundle:
+    plain: dict[str, Any]
+    config: StartupConfig
+    blob: bytes
+
+
+@attrs.frozen
+class StartupReport:
+    bundle: StartupBundle
+    blob_type: str
+    config_blob_type: str
+    inner_type: str
+
+
+@attrs.frozen
+class GetStartupAs(Request[StartupReport]):
+    """Sync handler: ``get_startup_data(as_type=StartupBundle)`` and the types of
+    what it built."""
+
+
+# --- for the middleware of the ext_worker launch variant --------------------------
 
 
 @attrs.frozen
@@ -82,6 +248,8 @@ class Guarded(Request[int]):
 
     value: int
 
+
+# --- the process ------------------------------------------------------------------
 
 #: What the ``tr_worker`` launch variant prints at import time, before its handshake.
 IMPORT_PRINT = "tr_worker: print() at import time"
@@ -140,14 +308,7 @@ class Look(Request[View]):
     """Sync handler: the worker's `View` of itself."""
 
 
-@attrs.frozen
-class Remember(Notification):
-    value: int
-
-
-@attrs.frozen
-class Recall(Request[list[int]]):
-    pass
+# --- events and streams -------------------------------------------------------------
 
 
 @attrs.frozen
@@ -163,8 +324,8 @@ class Unregistered(Event):
 
 @attrs.frozen
 class Work(Request[int]):
-    """Emit ``steps`` `Progress` events (and an `Unregistered` one if ``stray``),
-    then answer ``steps``."""
+    """Async handler: emits ``steps`` `Progress` events (and an `Unregistered`
+    one if ``stray``), then answers ``steps``."""
 
     steps: int
     stray: bool = False
@@ -172,8 +333,8 @@ class Work(Request[int]):
 
 @attrs.frozen
 class Count(StreamRequest[int]):
-    """Yield 0 .. ``n`` - 1; raise before item ``fail_at``, or exit the
-    process before item ``crash_at``."""
+    """Async generator: yields 0 .. ``n`` - 1; raises before item ``fail_at``, or
+    exits the process before item ``crash_at``."""
 
     n: int
     fail_at: int = -1
@@ -182,24 +343,33 @@ class Count(StreamRequest[int]):
 
 @attrs.frozen
 class CountState(Request[list[int]]):
-    """How many items the `Count` handlers yielded, and how many of them have
-    been closed."""
+    """Sync handler: how many items the `Count` handlers yielded, and how many of
+    them have been closed."""
 
 
 Messages = define_messages(
     Echo,
     Add,
+    Compose,
+    Big,
+    Ping,
+    Remember,
+    Store,
+    Recall,
     Fail,
     Sleep,
-    GetStartup,
     Hold,
     Release,
+    Running,
+    Gather,
+    Stall,
+    Hang,
+    GetStartup,
+    GetStartupAs,
     SeenMeta,
     Guarded,
     Print,
     Look,
-    Remember,
-    Recall,
     Work,
     Progress,
     Count,
