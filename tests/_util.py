@@ -27,7 +27,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from isolated_workers import WorkerClient, open_worker
 from tests._leaks import DIR_PREFIX
-from tests.workers.rel_messages import RelMessages, Running
+from tests.workers.fault_messages import Faults
+from tests.workers.messages import Running
 
 HAVE_TRIO = importlib.util.find_spec("trio") is not None
 #: The absolute deadlock guard of a test, in seconds (reliability.md: 30).
@@ -36,7 +37,7 @@ GUARD = 30
 PATIENCE = 10.0
 
 WorkerBackend = Literal["asyncio", "trio"]
-REL_WORKER = "tests.workers.rel_worker"
+FAULT_WORKER = "tests.workers.fault_worker"
 
 
 def scale() -> int:
@@ -44,13 +45,13 @@ def scale() -> int:
     return max(1, int(os.environ.get("RELIABILITY_SCALE", "1")))
 
 
-def rel_worker(
-    worker_backend: str, target: str = REL_WORKER, **options: Any
+def fault_worker(
+    worker_backend: str, target: str = FAULT_WORKER, **options: Any
 ) -> AbstractAsyncContextManager[WorkerClient]:
-    """``open_worker`` on the fault contract's worker, on the given event loop."""
+    """``open_worker`` on the fault worker, on the given event loop."""
     return open_worker(
         target,
-        messages=RelMessages,
+        messages=Faults,
         backend=cast(WorkerBackend, worker_backend),
         **options,
     )
@@ -159,7 +160,7 @@ def line_count(path: Path) -> int:
 
 
 async def wait_running(client: WorkerClient, count: int) -> None:
-    """Wait until exactly ``count`` `Hold` handlers run in the fault worker."""
+    """Wait until exactly ``count`` `Hold` handlers run in the worker."""
 
     async def reached() -> bool:
         return await client.send(Running()) == count

@@ -2,7 +2,7 @@
 
 Every test runs on the four host/worker backend pairings, under an absolute
 ``fail_after``, with real processes and real signals; faults are injected at
-named points by tests/workers/rel_worker.py, and the tests wait on marker files
+named points by tests/workers/fault_worker.py, and the tests wait on marker files
 and worker-side counters, never on sleeps. The autouse leak check of conftest.py
 adds: no fds, processes, zombies or socket directories left behind.
 
@@ -42,15 +42,16 @@ from tests._util import (
     Beacon,
     assert_reaped,
     expect_error,
+    fault_worker,
     reap_orphan,
-    rel_worker,
     socket_dirs,
     wait_gone,
     wait_running,
     wait_until,
 )
-from tests.workers.rel_messages import Die, Echo, Hold, Note, Ping, ReplyThenDie
-from tests.workers.rel_worker import REPLY_THEN_DIE_CODE
+from tests.workers.fault_messages import Die, ReplyThenDie
+from tests.workers.fault_worker import REPLY_THEN_DIE_CODE
+from tests.workers.messages import Echo, Hold, Ping, Remember
 
 pytestmark = pytest.mark.anyio
 
@@ -64,7 +65,7 @@ def state(client: WorkerClient) -> WorkerState:
 
 
 def bg_mode(worker_backend: str) -> dict[str, str]:
-    """Startup data making rel_worker serve inside a task group of its own."""
+    """Startup data making the fault worker serve inside a task group of its own."""
     return {"mode": "bg", "backend": worker_backend}
 
 
@@ -100,7 +101,7 @@ async def assert_refuses_sends(client: WorkerClient) -> None:
         with pytest.raises(WorkerCrashedError):
             await client.send(Ping())
         with pytest.raises(WorkerCrashedError):
-            await client.send(Note(1))
+            await client.send(Remember(1))
 
 
 # --- A1: SIGKILL with 50 requests in flight -------------------------------------
@@ -120,7 +121,7 @@ async def test_a1_sigkill_fails_50_in_flight(
             errors.append(exc)
 
     with anyio.fail_after(GUARD):
-        async with rel_worker(worker_backend) as client:
+        async with fault_worker(worker_backend) as client:
             pid = client.pid
             errors: list[BaseException] = []
             async with anyio.create_task_group() as tg:
@@ -170,7 +171,7 @@ async def test_a4_a5_a6_exit_status_is_the_reason(
 ) -> None:
     """A4-A6: os._exit(42), a segfault and abort() crash with their exit status."""
     with anyio.fail_after(GUARD):
-        async with rel_worker(worker_backend) as client:
+        async with fault_worker(worker_backend) as client:
             pid = client.pid
             async with anyio.create_task_group() as tg:
                 pending = await start_holds(tg, client, 3)
@@ -187,7 +188,7 @@ async def test_a4_a5_a6_exit_status_is_the_reason(
         # captures: faulthandler left the Python stack of the fatal signal there.
         err = capfd.readouterr().err
         assert stderr in err
-        assert "rel_worker.py" in err
+        assert "fault_worker.py" in err
 
 
 # --- A9, A10: exits the worker's own code causes -------------------------------
@@ -208,7 +209,7 @@ async def test_a9_unrequested_exit_zero_is_a_crash(
         {"startup_data": bg_mode(worker_backend)} if background else {}
     )
     with anyio.fail_after(GUARD):
-        async with rel_worker(worker_backend, **options) as client:
+        async with fault_worker(worker_backend, **options) as client:
             pid = client.pid
             async with anyio.create_task_group() as tg:
                 pending = await start_holds(tg, client, 3)
@@ -231,7 +232,7 @@ async def test_a10_exception_escaping_the_workers_task_group(
 ) -> None:
     """A10: an exception escaping the worker's own task group crashes it (code 1)."""
     with anyio.fail_after(GUARD):
-        async with rel_worker(
+        async with fault_worker(
             worker_backend, startup_data=bg_mode(worker_backend)
         ) as client:
             pid = client.pid
@@ -265,7 +266,7 @@ async def test_a14_close_kills_a_worker_hung_in_c(
     caplog.set_level(logging.WARNING, logger="isolated_workers")
     hung = beacon("hung")
     with anyio.fail_after(GUARD):
-        async with rel_worker(
+        async with fault_worker(
             worker_backend, timeouts=Timeouts(shutdown=grace)
         ) as client:
             pid = client.pid
@@ -305,7 +306,7 @@ async def test_a16_crash_seen_from_exit_when_a_grandchild_holds_the_socket(
     """A16: the crash is seen from the exit at once; the grandchild is killed too."""
     grandchild_marker = beacon("grandchild")
     with anyio.fail_after(GUARD):
-        async with rel_worker(worker_backend) as client:
+        async with fault_worker(worker_backend) as client:
             pid = client.pid
             start = anyio.current_time()
             with pytest.raises(WorkerCrashedError) as info:
@@ -336,7 +337,7 @@ async def test_a17_reply_written_before_the_crash_is_delivered(
     """A17: a reply fully written before the worker died is delivered; later
     requests fail."""
     with anyio.fail_after(GUARD):
-        async with rel_worker(worker_backend) as client:
+        async with fault_worker(worker_backend) as client:
             pid = client.pid
             async with anyio.create_task_group() as tg:
                 pending = await start_holds(tg, client, 3)
@@ -374,7 +375,7 @@ async def test_a17_reply_wins_when_exit_and_reply_are_seen_together(
     both in the same turn of its event loop (5 rounds)."""
     with anyio.fail_after(GUARD):
         for _ in range(5):
-            async with rel_worker(worker_backend) as client:
+            async with fault_worker(worker_backend) as client:
                 outcomes: list[object] = []
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(reply_then_die, client, outcomes)
@@ -396,7 +397,7 @@ async def test_a18_hang_up_without_exit_is_a_crash_and_the_process_is_killed(
     and the host kills and reaps it."""
     hung_up = beacon("hung_up")
     with anyio.fail_after(GUARD):
-        async with rel_worker(worker_backend) as client:
+        async with fault_worker(worker_backend) as client:
             pid = client.pid
             late: list[BaseException] = []
             async with anyio.create_task_group() as tg:
@@ -417,7 +418,10 @@ async def test_a18_hang_up_without_exit_is_a_crash_and_the_process_is_killed(
                     expect_error, WorkerCrashedError, late, lambda: client.send(Echo(1))
                 )
                 tg.start_soon(
-                    expect_error, WorkerCrashedError, late, lambda: client.send(Note(1))
+                    expect_error,
+                    WorkerCrashedError,
+                    late,
+                    lambda: client.send(Remember(1)),
                 )
             assert len(pending) == 4
             assert all(isinstance(e, WorkerCrashedError) for e in pending)
@@ -445,7 +449,7 @@ async def test_a19_blocked_event_loop_times_out_and_close_escalates(
     busy = beacon("busy")
     timeouts = Timeouts(message=0.3, shutdown=grace)
     with anyio.fail_after(GUARD):
-        async with rel_worker(worker_backend, timeouts=timeouts) as client:
+        async with fault_worker(worker_backend, timeouts=timeouts) as client:
             pid = client.pid
             with pytest.raises(WorkerTimeoutError):
                 await client.send(Die("busy", str(busy)))
@@ -502,7 +506,7 @@ async def test_a20_every_pending_request_settles_exactly_once(
 
     stall = beacon("stall")
     with anyio.fail_after(GUARD):
-        async with rel_worker(worker_backend) as client:
+        async with fault_worker(worker_backend) as client:
             pid = client.pid
             async with anyio.create_task_group() as tg:
                 for key in range(40):
@@ -549,7 +553,7 @@ async def test_a21_close_with_pending_requests_is_not_a_crash(
     """A21: aclose() fails 10 pending requests with WorkerClosedError only; a
     second aclose() is a no-op."""
     with anyio.fail_after(GUARD):
-        async with rel_worker(worker_backend) as client:
+        async with fault_worker(worker_backend) as client:
             pid = client.pid
             errors: list[BaseException] = []
             async with anyio.create_task_group() as tg:

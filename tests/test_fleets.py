@@ -20,12 +20,13 @@ from isolated_workers import (
     WorkerCrashedError,
     start_worker,
 )
-from tests._util import GUARD, REL_WORKER, assert_reaped, wait_running
-from tests.workers.rel_messages import Hold, Ping, RelMessages
+from tests._util import FAULT_WORKER, GUARD, assert_reaped, wait_running
+from tests.workers.fault_messages import Faults
+from tests.workers.messages import Hold, Ping
 
 pytestmark = pytest.mark.anyio
 
-start = functools.partial(start_worker, REL_WORKER, messages=RelMessages)
+start = functools.partial(start_worker, FAULT_WORKER, messages=Faults)
 
 
 async def test_cancelling_the_fleet_closes_every_worker() -> None:

@@ -2,7 +2,7 @@
 killed or terminated.
 
 In-process tests run on the four host/worker backend pairings. Host-death tests
-run a host program (tests/workers/rel_host.py) in a session of its own, on the
+run a host program (tests/workers/fault_host.py) in a session of its own, on the
 same pairing, read the workers' pids from its stdout and kill it with
 ``killpg``; pytest itself is never signalled. pytest is a child subreaper, so a
 worker that outlives its host becomes a child of pytest and is reaped here.
@@ -35,18 +35,19 @@ from isolated_workers import (
     start_worker,
 )
 from tests._util import (
+    FAULT_WORKER,
     GUARD,
     HAVE_TRIO,
-    REL_WORKER,
     Beacon,
     assert_reaped,
-    rel_worker,
+    fault_worker,
     socket_dirs,
     wait_orphan_exit,
     wait_running,
     wait_until,
 )
-from tests.workers.rel_messages import Blob, Echo, Hold, Ping, RelMessages, Stall
+from tests.workers.fault_messages import Faults
+from tests.workers.messages import Echo, Echoed, Hold, Ping, Stall, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -61,7 +62,7 @@ TRIO_HOST_ONLY = pytest.mark.parametrize(
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Timeouts.shutdown of the workers of tests/workers/rel_host.py.
+#: Timeouts.shutdown of the workers of tests/workers/fault_host.py.
 HOST_GRACE = 1.0
 #: How soon a worker must exit after its host died (reliability.md B6-B8).
 ORPHAN_EXIT = 2.0
@@ -77,7 +78,7 @@ async def test_b1_cancel_scope_cancels_the_handler(
     cancelled, cancelled_exit = beacon("cancelled"), beacon("cancelled.exited")
     other, other_exit = beacon("other"), beacon("other.exited")
     with anyio.fail_after(GUARD):
-        async with rel_worker(worker_backend) as client:
+        async with fault_worker(worker_backend) as client:
             pid = client.pid
             async with anyio.create_task_group() as others:
                 others.start_soon(client.send, Hold(str(other)))
@@ -95,7 +96,7 @@ async def test_b1_cancel_scope_cancels_the_handler(
                 assert await client.send(Ping()) == pid
                 others.cancel_scope.cancel()
             await wait_running(client, 0)
-            assert await client.send(Echo(7)) == 7
+            assert await client.send(Echo(7)) == Echoed(7)
             assert client.pid == pid
 
 
@@ -106,7 +107,9 @@ async def test_b2_message_timeout_cancels_the_handler(
     cancels the handler; the same worker serves on."""
     held, held_exit = beacon("held"), beacon("held.exited")
     with anyio.fail_after(GUARD):
-        async with rel_worker(worker_backend, timeouts=Timeouts(message=0.2)) as client:
+        async with fault_worker(
+            worker_backend, timeouts=Timeouts(message=0.2)
+        ) as client:
             pid = client.pid
             start = anyio.current_time()
             with pytest.raises(WorkerTimeoutError) as info:
@@ -138,7 +141,7 @@ async def test_b3_cancel_during_a_partial_write_keeps_the_stream_in_sync(
         stalled.append(await client.send(Stall(str(stall))))
 
     with anyio.fail_after(GUARD):
-        async with rel_worker(worker_backend) as client:
+        async with fault_worker(worker_backend) as client:
             async with anyio.create_task_group() as tg:
                 # The worker's loop blocks: it reads nothing, so the big frame
                 # fills the socket buffers and its write stops half-way.
@@ -146,13 +149,13 @@ async def test_b3_cancel_during_a_partial_write_keeps_the_stream_in_sync(
                 await entered.wait_for_text()
                 with anyio.CancelScope() as scope:
                     async with anyio.create_task_group() as sender:
-                        sender.start_soon(client.send, Blob(big))
+                        sender.start_soon(client.send, Store(0, big))
                         await anyio.wait_all_tasks_blocked()
                         scope.cancel()
                         Path(f"{stall}.release").write_bytes(b"")
                 assert scope.cancel_called
             assert stalled == ["released"]
-            results: dict[int, int] = {}
+            results: dict[int, Echoed] = {}
 
             async def echo(i: int) -> None:
                 results[i] = await client.send(Echo(i))
@@ -160,8 +163,8 @@ async def test_b3_cancel_during_a_partial_write_keeps_the_stream_in_sync(
             async with anyio.create_task_group() as tg:
                 for i in range(100):
                     tg.start_soon(echo, i)
-            assert results == {i: i for i in range(100)}
-            assert await client.send(Blob(b"small")) == 5
+            assert results == {i: Echoed(i) for i in range(100)}
+            assert await client.send(Store(0, b"small")) == 5
 
 
 # --- B5: cancel a fleet's task group -------------------------------------------------
@@ -175,8 +178,8 @@ async def test_b5_task_group_cancel_closes_a_fleet(
     grace = 1.0
     start = functools.partial(
         start_worker,
-        REL_WORKER,
-        messages=RelMessages,
+        FAULT_WORKER,
+        messages=Faults,
         backend=worker_backend,
         timeouts=Timeouts(shutdown=grace),
     )
@@ -221,7 +224,7 @@ async def test_b10_worker_outlives_the_spawning_thread(
 
     monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
     with anyio.fail_after(GUARD):
-        async with rel_worker(worker_backend) as client:
+        async with fault_worker(worker_backend) as client:
             monkeypatch.setattr(subprocess, "Popen", RecordingPopen.__base__)
             (spawner,) = spawners
             assert spawner is not threading.main_thread()
@@ -230,7 +233,7 @@ async def test_b10_worker_outlives_the_spawning_thread(
             )
             assert client.is_active
             assert await client.send(Ping()) == client.pid
-            assert await client.send(Echo(3)) == 3
+            assert await client.send(Echo(3)) == Echoed(3)
 
 
 # --- host programs in their own session -----------------------------------------------
@@ -244,7 +247,7 @@ def _open_log(path: Path) -> IO[bytes]:
 async def host_program(
     mode: str, host_backend: str, worker_backend: str, directory: Path
 ) -> AsyncIterator[tuple[anyio.abc.Process, BufferedByteReceiveStream]]:
-    """Run tests/workers/rel_host.py in a new session; kill its session at the end.
+    """Run tests/workers/fault_host.py in a new session; kill its session at the end.
 
     Yields the process and its stdout; its stderr (and its workers') goes to
     ``directory / "stderr"``.
@@ -254,7 +257,7 @@ async def host_program(
             [
                 sys.executable,
                 "-m",
-                "tests.workers.rel_host",
+                "tests.workers.fault_host",
                 mode,
                 host_backend,
                 worker_backend,

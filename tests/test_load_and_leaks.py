@@ -39,12 +39,13 @@ from tests._util import (
     children,
     deadlock_breaker,
     expect_error,
-    rel_worker,
+    fault_worker,
     scale,
     socket_dirs,
     wait_running,
 )
-from tests.workers.rel_messages import Die, Gather, Hold, Note, Ping, Running, Seen
+from tests.workers.fault_messages import Die, Seen
+from tests.workers.messages import Gather, Hold, Ping, Remember, Running
 
 pytestmark = pytest.mark.anyio
 
@@ -113,7 +114,7 @@ async def test_e1_many_requests_in_flight(
         results[x] = await client.send(Gather(x, count))
 
     with anyio.fail_after(GUARD + count / 200):
-        async with rel_worker(worker_backend) as client:
+        async with fault_worker(worker_backend) as client:
             async with anyio.create_task_group() as tg:
                 for x in range(count):
                     tg.start_soon(gather, x)
@@ -129,7 +130,7 @@ async def test_e3_open_close_cycles_leak_nothing(anyio_backend: object) -> None:
     socket dir or thread."""
 
     async def cycle() -> None:
-        async with rel_worker(anyio_backend_name(anyio_backend)) as client:
+        async with fault_worker(anyio_backend_name(anyio_backend)) as client:
             assert await client.send(Ping()) == client.pid
 
     with anyio.fail_after(GUARD + CYCLES):
@@ -146,7 +147,7 @@ async def test_e4_sigkill_cycles_leak_nothing(anyio_backend: object) -> None:
     """E4: cycles that SIGKILL the worker with 5 requests in flight leak nothing."""
 
     async def cycle() -> None:
-        async with rel_worker(anyio_backend_name(anyio_backend)) as client:
+        async with fault_worker(anyio_backend_name(anyio_backend)) as client:
             errors: list[BaseException] = []
             async with anyio.create_task_group() as tg:
                 for _ in range(5):
@@ -187,7 +188,7 @@ async def test_e5_failing_spawns_leak_nothing(anyio_backend: object) -> None:
     failures: dict[str, tuple[int, dict[str, Any]]] = {
         "missing module": (
             10 * scale(),
-            {"target": "tests.workers.rel_no_such_module"},
+            {"target": "tests.workers.no_such_module"},
         ),
         "bad python": (10 * scale(), {"python": "/nonexistent/python3"}),
         "startup timeout": (
@@ -201,7 +202,7 @@ async def test_e5_failing_spawns_leak_nothing(anyio_backend: object) -> None:
 
     async def fail(options: dict[str, Any]) -> None:
         with pytest.raises(WorkerStartupError):
-            async with rel_worker(backend, **options):
+            async with fault_worker(backend, **options):
                 pytest.fail("the worker started")
 
     with anyio.fail_after(GUARD + 10 * scale()):
@@ -230,7 +231,7 @@ async def test_e6_cancel_open_worker_at_every_point(
     steps = 15 * scale()
 
     async def open_and_ping() -> None:
-        async with rel_worker(worker_backend) as client:
+        async with fault_worker(worker_backend) as client:
             await client.send(Ping())
 
     with anyio.fail_after(GUARD + steps):
@@ -274,7 +275,7 @@ async def test_e6_cancel_open_worker_at_every_checkpoint(
     async def open_and_ping(instrument: CancelAtStep) -> None:
         trio.lowlevel.add_instrument(instrument)
         try:
-            async with rel_worker(worker_backend) as client:
+            async with fault_worker(worker_backend) as client:
                 trio.lowlevel.remove_instrument(instrument)
                 await client.send(Ping())
         finally:
@@ -330,8 +331,8 @@ async def test_f7_cancel_during_startup_leaves_no_orphan(
 
 
 async def open_and_wait(worker_backend: str, spawned: str, go: str) -> None:
-    async with rel_worker(
-        worker_backend, "tests.workers.rel_slow_start", args=[spawned, go]
+    async with fault_worker(
+        worker_backend, "tests.workers.slow_start", args=[spawned, go]
     ):
         pytest.fail("the worker started")
 
@@ -345,8 +346,8 @@ async def test_f3_send_cancelled_before_it_starts_reaches_nothing(
     """F3: a send in an already cancelled scope writes nothing: no handler runs."""
     marker = tmp_path / "held"
     with anyio.fail_after(GUARD):
-        async with rel_worker(worker_backend) as client:
-            for message in (Hold(str(marker)), Note(1), Ping()):
+        async with fault_worker(worker_backend) as client:
+            for message in (Hold(str(marker)), Remember(1), Ping()):
                 with anyio.CancelScope() as scope:
                     scope.cancel()
                     await client.send(message)
@@ -363,7 +364,7 @@ async def test_f4_mass_cancel_returns_on_time_and_cancels_every_handler(
     """F4: 100 sends under one move_on_after all return right after its deadline,
     and the worker runs no handler afterwards."""
     with anyio.fail_after(GUARD):
-        async with rel_worker(worker_backend) as client:
+        async with fault_worker(worker_backend) as client:
             pid = client.pid
             with anyio.move_on_after(GUARD) as scope:
                 async with anyio.create_task_group() as tg:
@@ -395,7 +396,7 @@ async def test_f6_cancelled_close_still_kills_and_reaps(
     grace = 0.3
     with anyio.fail_after(GUARD):
         with anyio.move_on_after(GUARD) as scope:
-            async with rel_worker(
+            async with fault_worker(
                 worker_backend, timeouts=Timeouts(shutdown=grace)
             ) as client:
                 pid = client.pid

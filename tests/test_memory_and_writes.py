@@ -19,12 +19,11 @@ from isolated_workers import (
     WorkerCrashedError,
     open_worker,
 )
-from tests._util import GUARD, Beacon
-from tests.workers.fault_messages import Allocate, Blob, Block, Faults, Ping
+from tests._util import FAULT_WORKER, GUARD, Beacon
+from tests.workers.fault_messages import Allocate, Faults
+from tests.workers.messages import Ping, Stall, Store
 
 pytestmark = pytest.mark.anyio
-
-FAULT_WORKER = "tests.workers.fault_worker"
 
 
 async def test_memory_error_is_a_remote_error_and_the_worker_lives_on(
@@ -74,10 +73,10 @@ async def test_a_crash_during_a_32_mib_write_fails_the_send_promptly(
 ) -> None:
     """The worker dies while the host is stuck writing 32 MiB: send() fails within
     a second with WorkerCrashedError, and no BrokenPipeError leaks (A15)."""
-    marker = beacon("stalled")
+    stall, entered = tmp_path / "stall", beacon("stall.entered")
     outcomes: list[WorkerCrashedError] = []
 
-    async def send(message: Block | Blob) -> None:
+    async def send(message: Stall | Store) -> None:
         try:
             await worker.send(message)
         except WorkerCrashedError as exc:
@@ -89,9 +88,9 @@ async def test_a_crash_during_a_32_mib_write_fails_the_send_promptly(
         ) as worker:
             async with anyio.create_task_group() as tg:
                 # A sync handler stalls the worker's loop: nothing reads.
-                tg.start_soon(send, Block(str(marker), sync=True))
-                await marker.wait_for_text()
-                tg.start_soon(send, Blob(b"x" * (32 * 1024 * 1024)))
+                tg.start_soon(send, Stall(str(stall)))
+                await entered.wait_for_text()
+                tg.start_soon(send, Store(0, b"x" * (32 * 1024 * 1024)))
                 await anyio.wait_all_tasks_blocked()  # the 32 MiB write is stuck
                 killed = time.monotonic()
                 os.kill(worker.pid, signal.SIGKILL)

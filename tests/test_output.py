@@ -14,13 +14,11 @@ from isolated_workers import (
     WorkerStartupError,
     open_worker,
 )
-from tests.workers.fault_messages import Crash, Faults, Ping, Say
-from tests.workers.messages import Messages
+from tests._util import FAULT_WORKER, GUARD
+from tests.workers.fault_messages import Die, Faults
+from tests.workers.messages import Messages, Ping, Print
 
 pytestmark = pytest.mark.anyio
-
-FAULT_WORKER = "tests.workers.fault_worker"
-GUARD = 30
 
 
 async def test_capture_keeps_stdout_and_stderr_apart(worker_backend: str) -> None:
@@ -29,7 +27,7 @@ async def test_capture_keeps_stdout_and_stderr_apart(worker_backend: str) -> Non
         async with open_worker(
             FAULT_WORKER, messages=Faults, backend=worker_backend, output="capture"
         ) as worker:
-            await worker.send(Say(stdout="to stdout\n", stderr="to stderr\n"))
+            await worker.send(Print(stdout="to stdout\n", stderr="to stderr\n"))
             while "to stderr" not in worker.captured_stderr:
                 await anyio.sleep(0.01)
             while "to stdout" not in worker.captured_stdout:
@@ -46,7 +44,7 @@ async def test_log_forwards_each_line_with_the_pid(
     with anyio.fail_after(GUARD):
         async with open_worker(FAULT_WORKER, messages=Faults, output="log") as worker:
             pid = worker.pid
-            await worker.send(Say(stdout="first\nsecond\n"))
+            await worker.send(Print(stdout="first\nsecond\n"))
             while len([r for r in caplog.records if "second" in r.getMessage()]) < 1:
                 await anyio.sleep(0.01)
     lines = [r for r in caplog.records if r.name == "isolated_workers.worker"]
@@ -67,7 +65,7 @@ async def test_a_flood_of_output_neither_blocks_nor_corrupts(
             FAULT_WORKER, messages=Faults, backend=worker_backend, output="capture"
         ) as worker:
             for _ in range(3):
-                await worker.send(Say(stdout=big * 1024, stderr=big * 1024))
+                await worker.send(Print(stdout=big * 1024, stderr=big * 1024))
             while len(worker.captured_stdout) < 1024 * 1024:
                 await anyio.sleep(0.01)
     assert set(worker.captured_stdout) == {"x", "\n"}
@@ -105,7 +103,7 @@ async def test_a_failing_log_handler_costs_only_its_line(
                 FAULT_WORKER, messages=Faults, output="log"
             ) as worker:
                 for i in range(3):
-                    await worker.send(Say(stdout=f"out {i}\n", stderr=f"err {i}\n"))
+                    await worker.send(Print(stdout=f"out {i}\n", stderr=f"err {i}\n"))
                 await handler.reached.wait()  # both pumps met the failure
                 assert await worker.send(Ping()) == worker.pid
     finally:
@@ -123,12 +121,12 @@ async def test_a_segfault_report_carries_the_python_stack(worker_backend: str) -
             FAULT_WORKER, messages=Faults, backend=worker_backend, output="log"
         ) as worker:
             with pytest.raises(WorkerCrashedError) as caught:
-                await worker.send(Crash("segv"))
+                await worker.send(Die("segv"))
     error = caught.value
     assert error.reason == Exited(code=None, signal=signal.SIGSEGV)
     assert error.stderr_tail is not None
     assert "Segmentation fault" in error.stderr_tail
-    assert "in crash" in error.stderr_tail  # the handler's frame
+    assert "in die" in error.stderr_tail  # the handler's frame
     assert "segmentation fault" in str(error)  # the signal's hint
 
 
@@ -139,7 +137,7 @@ async def test_an_abort_is_reported_with_its_signal() -> None:
             FAULT_WORKER, messages=Faults, output="capture"
         ) as worker:
             with pytest.raises(WorkerCrashedError) as caught:
-                await worker.send(Crash("abort"))
+                await worker.send(Die("abort"))
     assert caught.value.reason == Exited(code=None, signal=signal.SIGABRT)
     assert caught.value.stderr_tail is not None
     assert "Aborted" in caught.value.stderr_tail
@@ -150,7 +148,7 @@ async def test_inherited_output_gives_no_tail() -> None:
     with anyio.fail_after(GUARD):
         async with open_worker(FAULT_WORKER, messages=Faults) as worker:
             with pytest.raises(WorkerCrashedError) as caught:
-                await worker.send(Crash("exit42"))
+                await worker.send(Die("exit42"))
     assert caught.value.stderr_tail is None
     assert worker.captured_stderr == ""
 

@@ -21,20 +21,19 @@ from isolated_workers import (
     WorkerState,
     open_worker,
 )
-from tests._util import GUARD, Beacon
-from tests.workers.fault_messages import Block, Crash, Faults, Ping, Work
+from tests._util import FAULT_WORKER, GUARD, Beacon
+from tests.workers.fault_messages import Die, Faults, Gated
+from tests.workers.messages import Hold, Ping
 
 pytestmark = pytest.mark.anyio
 
-FAULT_WORKER = "tests.workers.fault_worker"
-
 
 async def collect(
-    worker: WorkerClient, messages: Sequence[Work | Block], into: dict[int, object]
+    worker: WorkerClient, messages: Sequence[Gated | Hold], into: dict[int, object]
 ) -> None:
     """Send every message concurrently; store each result or exception by index."""
 
-    async def one(index: int, message: Work | Block) -> None:
+    async def one(index: int, message: Gated | Hold) -> None:
         try:
             into[index] = await worker.send(message)
         except Exception as exc:
@@ -50,7 +49,7 @@ async def test_retry_resends_in_flight_requests_to_a_respawned_worker(
 ) -> None:
     """SIGKILL with 50 in flight under Retry: all succeed on one new worker (A2)."""
     gate, marker = tmp_path / "gate", beacon("entered")
-    work = [Work(i, str(gate), str(marker)) for i in range(50)]
+    work = [Gated(i, str(gate), str(marker)) for i in range(50)]
     results: dict[int, object] = {}
     with anyio.fail_after(GUARD):
         async with open_worker(
@@ -75,14 +74,14 @@ async def test_retry_resends_in_flight_requests_to_a_respawned_worker(
 async def test_shutdown_policy_retries_only_the_named_messages(
     tmp_path: Path, beacon: Callable[[str], Beacon]
 ) -> None:
-    """With Retry only for Work, a crash fails Block at once and retries Work (A2)."""
+    """With Retry only for Gated, a crash fails Hold at once and retries Gated (A2)."""
     gate, marker = tmp_path / "gate", beacon("entered")
-    messages: list[Work | Block] = [
-        Work(7, str(gate), str(marker)),
-        Block(str(marker)),
+    messages: list[Gated | Hold] = [
+        Gated(7, str(gate), str(marker)),
+        Hold(str(marker)),
     ]
     results: dict[int, object] = {}
-    policy = ShutdownPolicy(default=Reject(), per_message={Work: Retry(attempts=3)})
+    policy = ShutdownPolicy(default=Reject(), per_message={Gated: Retry(attempts=3)})
     with anyio.fail_after(GUARD):
         async with (
             open_worker(
@@ -114,7 +113,7 @@ async def test_a_request_that_always_crashes_is_sent_attempts_plus_one_times(
             unexpected_shutdown=Retry(attempts=attempts),
         ) as worker:
             with pytest.raises(WorkerCrashedError) as caught:
-                await worker.send(Crash("sigkill"))
+                await worker.send(Die("sigkill"))
             # The default is Retry, so the client is repaired once more.
             assert await worker.send(Ping()) == worker.pid
             assert worker.respawns == attempts + 1
@@ -123,7 +122,7 @@ async def test_a_request_that_always_crashes_is_sent_attempts_plus_one_times(
     retries = "1 retry" if attempts == 1 else f"{attempts} retries"
     assert str(error).startswith(
         f"Worker crashed after {attempts + 1} attempts ({retries}) "
-        "while processing 'Crash'"
+        "while processing 'Die'"
     )
 
 
@@ -145,7 +144,7 @@ async def test_reject_leaves_a_crashed_worker_crashed() -> None:
     with anyio.fail_after(GUARD):
         async with open_worker(FAULT_WORKER, messages=Faults) as worker:
             with pytest.raises(WorkerCrashedError):
-                await worker.send(Crash("exit42"))
+                await worker.send(Die("exit42"))
             assert worker.state is WorkerState.CRASHED
             with pytest.raises(WorkerCrashedError) as caught:
                 await worker.send(Ping())
@@ -166,7 +165,7 @@ async def test_a_requested_close_never_retries(
         ) as worker:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(
-                    collect, worker, [Block(str(marker)) for _ in range(10)], results
+                    collect, worker, [Hold(str(marker)) for _ in range(10)], results
                 )
                 await marker.wait_for_lines(10)
                 await worker.aclose()
@@ -189,7 +188,7 @@ async def test_a_failed_respawn_rejects_the_retried_requests(tmp_path: Path) -> 
         ) as worker:
             refuse.touch()
             with pytest.raises(WorkerCrashedError) as caught:
-                await worker.send(Crash("sigkill"))
+                await worker.send(Die("sigkill"))
             assert worker.state is WorkerState.CRASHED
             assert caught.value.attempt == 1
             assert worker.respawns == 0

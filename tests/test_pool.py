@@ -1,6 +1,6 @@
 """`open_worker_pool`: dispatch, replacement, recycling, broadcast, close.
 
-Real worker processes (tests/workers/rel_worker.py) and real signals, on both
+Real worker processes (tests/workers/fault_worker.py) and real signals, on both
 host backends; the workers run asyncio, since nothing here depends on the
 worker's event loop. Each test runs under ``fail_after``; the autouse leak
 check adds that no process, fd or socket directory is left behind.
@@ -25,14 +25,15 @@ from isolated_workers import (
     WorkerState,
     open_worker_pool,
 )
-from tests._util import GUARD, REL_WORKER, wait_gone, wait_running, wait_until
-from tests.workers.rel_messages import Echo, Hold, Ping, RelMessages
+from tests._util import FAULT_WORKER, GUARD, wait_gone, wait_running, wait_until
+from tests.workers.fault_messages import Faults
+from tests.workers.messages import Echo, Echoed, Hold, Ping
 
 pytestmark = pytest.mark.anyio
 
 
 def pool(size: int, **options: Any) -> Any:
-    return open_worker_pool(REL_WORKER, messages=RelMessages, size=size, **options)
+    return open_worker_pool(FAULT_WORKER, messages=Faults, size=size, **options)
 
 
 def pids(pool: WorkerPool) -> list[int]:
@@ -69,7 +70,7 @@ async def test_requests_go_to_the_least_busy_worker() -> None:
 
 async def test_10k_requests_in_flight_across_a_pool_of_4_all_answered() -> None:
     """E2: every request gets its own answer, and each worker takes its share."""
-    results: dict[int, int] = {}
+    results: dict[int, Echoed] = {}
 
     async def one(pool: WorkerPool, x: int) -> None:
         results[x] = await pool.send(Echo(x))
@@ -80,7 +81,7 @@ async def test_10k_requests_in_flight_across_a_pool_of_4_all_answered() -> None:
                 for x in range(10_000):
                     tg.start_soon(one, workers, x)
             shares = [s.completed for s in workers.stats]
-    assert results == {x: x for x in range(10_000)}
+    assert results == {x: Echoed(x) for x in range(10_000)}
     assert sum(shares) == 10_000
     assert all(2000 <= share <= 3000 for share in shares), shares
 
@@ -198,7 +199,7 @@ async def test_a_worker_that_cannot_start_fails_the_pool_cleanly() -> None:
     the workers that did start are closed."""
     with anyio.fail_after(GUARD), pytest.raises(WorkerStartupError):
         async with open_worker_pool(
-            "tests.workers.bad_import_error", messages=RelMessages, size=3
+            "tests.workers.bad_import_error", messages=Faults, size=3
         ):
             pytest.fail("the pool should not open")
 

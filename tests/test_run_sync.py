@@ -31,7 +31,7 @@ from isolated_workers import (
 from tests._util import (
     GUARD,
     Beacon,
-    rel_worker,
+    fault_worker,
     wait_gone,
     wait_until,
 )
@@ -123,7 +123,7 @@ async def test_the_host_import_path_reaches_the_built_in_worker(
 
 async def test_any_worker_serves_run_sync(worker_backend: str) -> None:
     with anyio.fail_after(GUARD):
-        async with rel_worker(worker_backend) as worker:
+        async with fault_worker(worker_backend) as worker:
             assert await worker.run_sync(add, 1, 1) == 2
             assert worker.stats.completed == 1
 
@@ -135,7 +135,7 @@ async def test_kill_on_cancel_replaces_a_worker_stuck_in_a_call(
     starts, and serves the next call."""
     marker = beacon("entered")
     with anyio.fail_after(GUARD):
-        async with rel_worker(worker_backend) as worker:
+        async with fault_worker(worker_backend) as worker:
             with anyio.move_on_after(GUARD) as scope:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(

@@ -1,30 +1,30 @@
-"""Messages of the fault-injection worker (tests/workers/fault_worker.py)."""
+"""The fault contract: the plain one, and what makes the fault worker fail.
+
+`Faults` holds every message of `tests.workers.messages.Messages`, served by the
+same handlers, and the messages below, by which the fault worker
+(``tests/workers/fault_worker.py``) dies, misbehaves or reports on itself at a
+named point (reliability.md section 4: fault injection by configuration, not
+timing). Markers and release files are as in the plain contract.
+"""
 
 from __future__ import annotations
 
 import attrs
 
 from isolated_workers import Request, define_messages
+from tests.workers.messages import Messages
 
 
 @attrs.frozen
-class Ping(Request[int]):
-    """Answer with the worker's pid."""
+class Seen(Request[int]):
+    """Sync handler: how many requests and notifications reached a handler,
+    `Seen` and `Running` aside."""
 
 
 @attrs.frozen
-class Block(Request[None]):
-    """Write ``marker`` (with a running count) on entry, then block forever:
-    ``sync`` in a blocking loop the event loop cannot interrupt."""
-
-    marker: str
-    sync: bool = False
-
-
-@attrs.frozen
-class Work(Request[int]):
-    """Return ``2 * x`` if the file ``gate`` exists, else note entry in
-    ``marker`` and block: a crash-then-retry handler."""
+class Gated(Request[int]):
+    """Async handler: answers ``2 * x`` once the release file ``gate`` exists;
+    marks ``marker`` first if it does not yet (a crash-then-retry handler)."""
 
     x: int
     gate: str
@@ -32,36 +32,30 @@ class Work(Request[int]):
 
 
 @attrs.frozen
-class Crash(Request[None]):
-    """Die in the named way (see fault_worker.CRASHES)."""
+class Die(Request[None]):
+    """Async handler: fails in the way ``how`` names (see fault_worker.FAULTS),
+    marking ``marker`` where the fault needs to tell the test something."""
 
     how: str
+    marker: str = ""
 
 
 @attrs.frozen
-class Say(Request[None]):
-    """Write ``stdout`` and ``stderr`` to the worker's own streams, flushed."""
+class ReplyThenDie(Request[bytes]):
+    """Sync handler: answers ``size`` bytes, then the worker exits with code 17
+    once the reply is written."""
 
-    stdout: str = ""
-    stderr: str = ""
-
-
-@attrs.frozen
-class Blob(Request[int]):
-    """Answer with the length of ``data``."""
-
-    data: bytes
+    size: int
 
 
 @attrs.frozen
 class Allocate(Request[int]):
-    """Allocate and touch ``mib`` MiB in one piece; answer with its size.
-
-    With ``marker``, allocate in 16 MiB steps instead, noting the first in
-    ``marker``, and never answer: a worker growing until it is killed."""
+    """Sync handler: allocates and touches ``mib`` MiB in one piece; answers its
+    size. With ``marker``, allocates in 16 MiB steps instead, marking ``marker``
+    after the first, and never answers: a worker growing until it is killed."""
 
     mib: int
     marker: str = ""
 
 
-Faults = define_messages(Ping, Block, Work, Crash, Say, Blob, Allocate)
+Faults = define_messages(*Messages, Seen, Gated, Die, ReplyThenDie, Allocate)

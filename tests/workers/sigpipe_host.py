@@ -1,8 +1,9 @@
 """A host with SIGPIPE's default action (as some command-line tools set it)
 whose worker dies while the host writes it 32 MiB; prints SURVIVED if it lives.
 
-``python -m tests.workers.sigpipe_host MARKER BACKEND [pipe]``: ``pipe`` talks
-to the worker with `PipeTransport`.
+``python -m tests.workers.sigpipe_host MARKER BACKEND [pipe]``: the fault
+worker's `Stall` marks ``MARKER.entered``; ``pipe`` talks to it with
+`PipeTransport`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from isolated_workers import (
     WorkerCrashedError,
     open_worker,
 )
-from tests.workers.fault_messages import Blob, Block, Faults
+from tests.workers.fault_messages import Faults
+from tests.workers.messages import Stall, Store
 
 
 async def main(marker: str, transport: PipeTransport | UnixSocketTransport) -> None:
@@ -30,11 +32,11 @@ async def main(marker: str, transport: PipeTransport | UnixSocketTransport) -> N
 
         async def stall() -> None:
             with contextlib.suppress(WorkerCrashedError):
-                await worker.send(Block(marker, sync=True))
+                await worker.send(Stall(marker))
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(stall)
-            while not os.path.exists(marker):
+            while not os.path.exists(f"{marker}.entered"):
                 await anyio.sleep(0.01)
 
             async def kill_soon() -> None:
@@ -43,7 +45,7 @@ async def main(marker: str, transport: PipeTransport | UnixSocketTransport) -> N
 
             tg.start_soon(kill_soon)
             with contextlib.suppress(WorkerCrashedError):
-                await worker.send(Blob(b"x" * (32 * 1024 * 1024)))
+                await worker.send(Store(0, b"x" * (32 * 1024 * 1024)))
     print("SURVIVED", flush=True)
 
 

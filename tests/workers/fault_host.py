@@ -1,9 +1,9 @@
 """Host programs for the host-fault tests (reliability.md (b)); run in a session
-of their own by tests/test_host_faults.py.
+of their own by tests/test_host_faults.py. Their workers are fault workers.
 
-``python -m tests.workers.rel_host MODE HOST_BACKEND WORKER_BACKEND DIR``:
+``python -m tests.workers.fault_host MODE HOST_BACKEND WORKER_BACKEND DIR``:
 
-- ``handshake``: open a `rel_slow_start` worker (pid in ``DIR/spawned``, waits for
+- ``handshake``: open a `slow_start` worker (pid in ``DIR/spawned``, waits for
   ``DIR/go``); the test kills this host before the handshake.
 - ``exit``: open two workers, one busy, print their pids as JSON, ``os._exit(0)``.
 - ``ctrlc``: open two workers, one busy, print their pids as JSON, wait; a
@@ -28,9 +28,10 @@ from typing import Any
 import anyio
 
 from isolated_workers import Timeouts, WorkerClient, open_worker, start_worker
-from tests.workers.rel_messages import Hold, RelMessages
+from tests.workers.fault_messages import Faults
+from tests.workers.messages import Hold
 
-WORKER = "tests.workers.rel_worker"
+WORKER = "tests.workers.fault_worker"
 #: Timeouts.shutdown of every worker of these hosts.
 GRACE = 1.0
 
@@ -53,7 +54,7 @@ async def open_two(
         await stack.enter_async_context(
             open_worker(
                 WORKER,
-                messages=RelMessages,
+                messages=Faults,
                 backend=worker_backend,
                 timeouts=Timeouts(shutdown=GRACE),
             )
@@ -68,8 +69,8 @@ async def open_two(
 
 async def handshake(worker_backend: str, directory: Path) -> None:
     async with open_worker(
-        "tests.workers.rel_slow_start",
-        messages=RelMessages,
+        "tests.workers.slow_start",
+        messages=Faults,
         backend=worker_backend,
         args=[str(directory / "spawned"), str(directory / "go")],
         timeouts=Timeouts(startup=30, connect=1),
@@ -100,7 +101,7 @@ async def sigterm(worker_backend: str, directory: Path) -> None:
     start = functools.partial(
         start_worker,
         WORKER,
-        messages=RelMessages,
+        messages=Faults,
         backend=worker_backend,
         timeouts=Timeouts(shutdown=GRACE),
     )
