@@ -64,3 +64,19 @@ async def test_waiters_wake_once_set() -> None:
             await anyio.wait_all_tasks_blocked()
             waiter.set()
             waiter.set()  # a second set changes nothing
+
+
+async def test_a_waiter_set_first_returns_at_once_a_cancelled_one_is_inert() -> None:
+    """A waiter set before its wait returns at once; a wait cancelled before
+    the set leaves nothing behind, and the later set wakes nobody."""
+    new_waiter, _ = waiter_factory()
+    with anyio.fail_after(5):
+        early = new_waiter()
+        early.set()
+        await early.wait()
+        late = new_waiter()
+        with anyio.move_on_after(0.01) as scope:
+            await late.wait()
+        assert scope.cancelled_caught
+        late.set()
+        await anyio.lowlevel.checkpoint()

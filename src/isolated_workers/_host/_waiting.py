@@ -33,8 +33,39 @@ def waiter_factory() -> tuple[Callable[[], Waiter], Callable[[], float]]:
     """The cheapest waiter and clock of the running backend."""
     if current_backend() == "trio":
         import trio
+        from trio.lowlevel import Abort, Task
 
-        return trio.Event, trio.current_time
+        lowlevel = trio.lowlevel
+
+        class TaskWaiter:
+            """The waiting task itself, parked and rescheduled: a `trio.Event`
+            would add a parking lot and its bookkeeping to every call."""
+
+            __slots__ = ("_done", "_task")
+
+            def __init__(self) -> None:
+                self._done = False
+                self._task: Task | None = None
+
+            def set(self) -> None:
+                if not self._done:
+                    self._done = True
+                    if self._task is not None:
+                        lowlevel.reschedule(self._task)
+                        self._task = None
+
+            def _abort(self, _: object) -> Abort:
+                self._task = None  # cancelled: a later set() wakes nobody
+                return Abort.SUCCEEDED
+
+            async def wait(self) -> None:
+                if self._done:
+                    await lowlevel.checkpoint()
+                    return
+                self._task = lowlevel.current_task()
+                await lowlevel.wait_task_rescheduled(self._abort)
+
+        return TaskWaiter, trio.current_time
     import asyncio
 
     loop = asyncio.get_running_loop()
