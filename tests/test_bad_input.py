@@ -3,12 +3,12 @@
 C1-C13 and C15, in each direction that exists, with two kinds of raw peer:
 
 - `raw_host` plays the host: it runs the bootstrap and handshake against a real
-  worker process (``tests/workers/bad_input_worker.py``), then writes frames by
-  hand and reads the worker's replies. These tests cover all four host/worker
-  backend pairings.
+  worker process (the fault worker, ``tests/workers/fault_worker.py``), then
+  writes frames by hand and reads the worker's replies. These tests cover all
+  four host/worker backend pairings.
 - ``tests/workers/bad_input_raw_worker.py`` plays the worker: the real host opens
-  it, and it answers with frames it builds by hand. It runs no event loop, so
-  these tests cover both host backends only.
+  it (with `RawFaults`), and it answers with frames it builds by hand. It runs
+  no event loop, so these tests cover both host backends only.
 
 Covered elsewhere and not repeated: C1 at the reader level and C15 at the
 writer level (test_framing.py), C11 (test_startup_failures.py and
@@ -55,27 +55,26 @@ from isolated_workers._wire._framing import HEADER, FrameReader, Kind
 from isolated_workers._wire._handshake import host_authenticate
 from isolated_workers._wire._protocol import error_from_payload
 from isolated_workers._wire._streams import SocketStream
-from tests._util import HAVE_TRIO
-from tests.workers.bad_input_messages import (
+from tests._util import FAULT_WORKER, HAVE_TRIO
+from tests.workers.fault_messages import (
     Act,
     Carry,
+    Faults,
     Flush,
     Frames,
-    GetPid,
     Grow,
-    Messages,
     Nest,
     Pair,
-    RawMessages,
+    RawFaults,
     Say,
     Tx,
     Typed,
     Unsendable,
 )
+from tests.workers.messages import Ping
 
 pytestmark = pytest.mark.anyio
 
-WORKER = "tests.workers.bad_input_worker"
 RAW_WORKER = "tests.workers.bad_input_raw_worker"
 #: The absolute deadlock guard of every test, in seconds.
 GUARD = 20
@@ -200,7 +199,7 @@ class RawHost:
 async def raw_host(
     worker_backend: str, startup_data: Any = None
 ) -> AsyncGenerator[RawHost]:
-    """Start the bad-input worker as the library's host would and authenticate it.
+    """Start the fault worker as the library's host would and authenticate it.
 
     Yields once the worker has answered READY; on exit closes everything and
     reaps the worker (killing it if it still runs).
@@ -211,7 +210,7 @@ async def raw_host(
     hello = json_dumps(
         {
             "serializer": "json",
-            "messages": Messages.fingerprint,
+            "messages": Faults.fingerprint,
             "backend": worker_backend,
             "startup_data": startup_data,
         }
@@ -233,7 +232,7 @@ async def raw_host(
             },
         )
         process = await anyio.open_process(
-            [sys.executable, "-m", WORKER],
+            [sys.executable, "-m", FAULT_WORKER],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -271,13 +270,13 @@ async def raw_host(
 
 def raw_worker(**options: Any) -> AbstractAsyncContextManager[WorkerClient]:
     """`open_worker` on the fake worker that answers with hand-made frames."""
-    return open_worker(RAW_WORKER, messages=RawMessages, **options)
+    return open_worker(RAW_WORKER, messages=RawFaults, **options)
 
 
 def real_worker(
     worker_backend: str, **options: Any
 ) -> AbstractAsyncContextManager[WorkerClient]:
-    return open_worker(WORKER, messages=Messages, backend=worker_backend, **options)
+    return open_worker(FAULT_WORKER, messages=Faults, backend=worker_backend, **options)
 
 
 async def assert_raw_serving(client: WorkerClient, pid: int) -> None:
@@ -563,10 +562,10 @@ async def test_c6_duplicate_tx_is_refused(
     ProtocolError("duplicate tx"); the first completes."""
     with anyio.fail_after(GUARD):
         async with raw_host(worker_backend) as host:
-            await host.request(7, "Wait", {"key": "k"})
-            assert await host.refused(7, "Wait", {"key": "k"}) == "duplicate tx 7"
+            await host.request(7, "Hold", {"value": 1, "key": "k"})
+            assert await host.refused(7, "Hold", {"key": "k"}) == "duplicate tx 7"
             await host.send(frame(Kind.NOTIFICATION, 0, body("Release", {"key": "k"})))
-            assert await host.reply(7) == (Kind.RESULT, "Wait", "k")
+            assert await host.reply(7) == (Kind.RESULT, "Hold", 1)
             await host.assert_serving(7)  # a finished tx may be used again
             assert await host.hang_up() == 0
 
@@ -776,7 +775,7 @@ async def test_c10_deep_values_are_refused_by_the_sender(
             with pytest.raises(ProtocolError, match="result of 'Nest'"):
                 await client.send(Nest(DEEP))
             assert await client.send(Carry([1, 2])) == 2
-            assert await client.send(GetPid()) == pid
+            assert await client.send(Ping()) == pid
 
 
 def node_chain(depth: int) -> dict[str, Any]:
@@ -839,7 +838,7 @@ async def test_c12_schema_violations_from_the_host(
             ):
                 await client.send(Typed(1, "a", mode="extra"))
             assert await client.send(Typed(1, "a")) == Pair(1, "a")
-            assert await client.send(GetPid()) == pid
+            assert await client.send(Ping()) == pid
 
 
 async def test_c12_schema_violations_to_a_worker(
@@ -900,7 +899,7 @@ async def test_c13_unserialisable_result(
                 "Object of type set is not JSON serializable",
             ):
                 await client.send(Unsendable())
-            assert await client.send(GetPid()) == pid
+            assert await client.send(Ping()) == pid
 
 
 # --- C15 concurrent writers -----------------------------------------------------------

@@ -1,6 +1,6 @@
 """A fake worker: the real handshake, then raw frames, malformed on purpose.
 
-Opened by `open_worker` with `bad_input_messages.RawMessages`. It authenticates
+Opened by `open_worker` with `fault_messages.RawFaults`. It authenticates
 and answers READY like a real worker, then reads frames on a blocking socket
 and answers each request with frames it builds itself:
 

@@ -69,7 +69,7 @@ request_meta: contextvars.ContextVar[dict[str, str] | None] = contextvars.Contex
     "request_meta", default=None
 )
 # Made lazily: an anyio.Event needs the running event loop.
-released: list[anyio.Event] = []
+released: dict[str, anyio.Event] = {}
 arrivals: dict[str, int] = {}
 gathered: dict[str, anyio.Event] = {}
 
@@ -158,19 +158,13 @@ async def sleep(msg: Sleep) -> str:
     return "slept"
 
 
-def _released() -> anyio.Event:
-    if not released:
-        released.append(anyio.Event())
-    return released[0]
-
-
 async def hold(msg: Hold) -> int:
     global holding
     holding += 1
     try:
         if msg.marker:
             mark(msg.marker)
-        await _released().wait()
+        await released.setdefault(msg.key, anyio.Event()).wait()
     finally:
         holding -= 1
         if msg.marker:
@@ -179,7 +173,7 @@ async def hold(msg: Hold) -> int:
 
 
 def release(msg: Release) -> None:
-    _released().set()
+    released.setdefault(msg.key, anyio.Event()).set()
 
 
 def running(msg: Running) -> int:

@@ -4,10 +4,18 @@
 same handlers, and the messages below, by which the fault worker
 (``tests/workers/fault_worker.py``) dies, misbehaves or reports on itself at a
 named point (reliability.md section 4: fault injection by configuration, not
-timing). Markers and release files are as in the plain contract.
+timing), or takes the bad input of test_bad_input.py. Markers and release files
+are as in the plain contract.
+
+`RawFaults` is apart: the requests of the fake worker ``bad_input_raw_worker``,
+which answers them with frames it builds by hand, malformed on purpose. No real
+worker could answer them (the tx of a request, the frames received, a bad
+frame), so none serves them.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import attrs
 
@@ -58,4 +66,110 @@ class Allocate(Request[int]):
     marker: str = ""
 
 
-Faults = define_messages(*Messages, Seen, Gated, Die, ReplyThenDie, Allocate)
+# --- bad input -----------------------------------------------------------------
+
+
+@attrs.frozen
+class Say(Request[str]):
+    """Async handler: answers ``text``."""
+
+    text: str
+
+
+@attrs.frozen
+class Pair:
+    x: int
+    y: str
+
+
+@attrs.frozen
+class Typed(Request[Pair]):
+    """Sync handler: ``Pair(x, y)``; ``mode="wrong"`` answers ``x`` as text,
+    ``mode="extra"`` adds a field ``z``."""
+
+    x: int
+    y: str
+    mode: str = "ok"
+
+
+@attrs.frozen
+class Carry(Request[int]):
+    """Sync handler: the length of ``payload``."""
+
+    payload: list[Any]
+
+
+@attrs.frozen
+class Nest(Request[list[Any]]):
+    """Sync handler: a list nested ``depth`` deep."""
+
+    depth: int
+
+
+@attrs.frozen
+class Node:
+    children: list[Node]
+
+
+@attrs.frozen
+class Tree(Request[int]):
+    """Sync handler: the depth of ``root``."""
+
+    root: Node
+
+
+@attrs.frozen
+class Unsendable(Request[list[int]]):
+    """Sync handler: answers a set, which JSON cannot carry."""
+
+
+Faults = define_messages(
+    *Messages,
+    Seen,
+    Gated,
+    Die,
+    ReplyThenDie,
+    Allocate,
+    Say,
+    Typed,
+    Carry,
+    Nest,
+    Tree,
+    Unsendable,
+)
+
+# --- answered by the fake worker only ----------------------------------------
+
+
+@attrs.frozen
+class Act(Request[str]):
+    """Answered as ``action`` says (see bad_input_raw_worker)."""
+
+    action: str
+    text: str = ""
+    size: int = 0
+
+
+@attrs.frozen
+class Grow(Request[Node]):
+    """Answered with a `Node` chain ``depth`` deep."""
+
+    depth: int
+
+
+@attrs.frozen
+class Tx(Request[int]):
+    """Answered with this request's tx id."""
+
+
+@attrs.frozen
+class Frames(Request[int]):
+    """Answered with how many frames the fake worker has received."""
+
+
+@attrs.frozen
+class Flush(Request[str]):
+    """Answered after the fake worker answers the requests it held."""
+
+
+RawFaults = define_messages(Act, Grow, Tx, Frames, Flush)

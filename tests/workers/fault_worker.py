@@ -7,6 +7,7 @@ Startup data (optional, a dict) chooses how it serves:
 - ``{"mode": "bg", "backend": "asyncio" | "trio"}``: the worker runs its own event
   loop with a task group of its own around `serve_worker`, so that a handler can
   start a task outside its own scope (faults ``bg_exit0`` and ``bg_error``).
+- ``"worker_max_frame_size"``: passed on as ``max_frame_size``.
 
 Environment variables set faults at start-up:
 
@@ -35,15 +36,23 @@ import anyio.abc
 import anyio.lowlevel
 
 from isolated_workers import get_startup_data, run_worker, serve_worker
+from isolated_workers._util import DEFAULT_MAX_FRAME_SIZE
 from tests.workers.echo_handlers import HANDLERS as PLAIN_HANDLERS
 from tests.workers.echo_handlers import mark
 from tests.workers.fault_messages import (
     Allocate,
+    Carry,
     Die,
     Faults,
     Gated,
+    Nest,
+    Pair,
     ReplyThenDie,
+    Say,
     Seen,
+    Tree,
+    Typed,
+    Unsendable,
 )
 from tests.workers.messages import Count, Running
 
@@ -146,6 +155,43 @@ def _install_reply_then_die() -> None:
             os._exit(REPLY_THEN_DIE_CODE)
 
     connection._flush = flush
+
+
+# --- bad input ----------------------------------------------------------------
+
+
+async def say(msg: Say) -> str:
+    return msg.text
+
+
+def typed(msg: Typed) -> Any:
+    if msg.mode == "wrong":
+        return Pair(str(msg.x), msg.y)  # type: ignore[arg-type]
+    if msg.mode == "extra":
+        return {"x": msg.x, "y": msg.y, "z": 0}
+    return Pair(msg.x, msg.y)
+
+
+def carry(msg: Carry) -> int:
+    return len(msg.payload)
+
+
+def nest(msg: Nest) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(msg.depth):
+        value = [value]
+    return value
+
+
+def tree(msg: Tree) -> int:
+    depth, node = 1, msg.root
+    while node.children:
+        depth, node = depth + 1, node.children[0]
+    return depth
+
+
+def unsendable(msg: Unsendable) -> Any:
+    return {1, 2, 3}
 
 
 # --- faults -------------------------------------------------------------------
@@ -266,14 +312,20 @@ HANDLERS: Mapping[type, Callable[[Any], Any]] = {
     Die: counted(die),
     ReplyThenDie: counted(reply_then_die),
     Allocate: counted(allocate),
+    Say: counted(say),
+    Typed: counted(typed),
+    Carry: counted(carry),
+    Nest: counted(nest),
+    Tree: counted(tree),
+    Unsendable: counted(unsendable),
 }
 
 
-async def serve_with_background() -> None:
+async def serve_with_background(max_frame_size: int) -> None:
     global background
     async with anyio.create_task_group() as tg:
         background = tg
-        await serve_worker(Faults, HANDLERS)
+        await serve_worker(Faults, HANDLERS, max_frame_size=max_frame_size)
         tg.cancel_scope.cancel()
 
 
@@ -281,11 +333,12 @@ def main() -> None:
     _install_reply_then_die()
     startup = get_startup_data()
     config: dict[str, Any] = startup if isinstance(startup, dict) else {}
+    limit: int = config.get("worker_max_frame_size") or DEFAULT_MAX_FRAME_SIZE
     if config.get("mode", "run") == "run":
-        run_worker(Faults, HANDLERS)
+        run_worker(Faults, HANDLERS, max_frame_size=limit)
     else:
         try:
-            anyio.run(serve_with_background, backend=config["backend"])
+            anyio.run(serve_with_background, limit, backend=config["backend"])
         except BaseExceptionGroup as group:
             # The worker's own code: let a lone SystemExit end it as itself.
             if len(group.exceptions) == 1 and isinstance(

@@ -1,7 +1,8 @@
 """The plain contract: the messages of the plain worker and its launch variants.
 
 The plain worker is ``tests/workers/echo.py``, with the handlers of
-``echo_handlers.py``. Each docstring says whether its handler is sync (it runs
+``echo_handlers.py``; the fault contract (``fault_messages.py``) holds all of
+these too. Each docstring says whether its handler is sync (it runs
 on the worker's event loop, blocking it, in arrival order) or async. A marker is
 a path a handler appends a line ``f"{pid}\\n"`` to, usually a test's `Beacon`;
 a release file is a plain file a handler polls for.
@@ -146,17 +147,20 @@ class Sleep(Request[str]):
 
 @attrs.frozen
 class Hold(Request[int]):
-    """Async handler: answers ``value`` once a `Release` has come, and is counted
-    by `Running` until then. Marks ``marker`` on entry and ``<marker>.exited``
-    when it ends (cancelled, most often)."""
+    """Async handler: answers ``value`` once a `Release` of its ``key`` has come,
+    and is counted by `Running` until then. Marks ``marker`` on entry and
+    ``<marker>.exited`` when it ends (cancelled, most often)."""
 
     marker: str = ""
     value: int = 0
+    key: str = ""
 
 
 @attrs.frozen
 class Release(Notification):
-    """Sync handler: lets every `Hold`, running or to come, answer."""
+    """Sync handler: lets every `Hold` of ``key``, running or to come, answer."""
+
+    key: str = ""
 
 
 @attrs.frozen
