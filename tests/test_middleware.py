@@ -1,7 +1,10 @@
 """Middleware on host and worker, and the host's ``tx_id_factory``.
 
-Host-side behaviour is checked against real workers on all four pairings; the
-worker's middleware lives in ``tests/workers/ext_worker.py``.
+What crosses the process boundary (meta both ways, replaced payloads, the
+transaction ids on the wire) is checked against real workers on all four
+pairings; what the host alone decides (its middleware raising or misbehaving,
+error replies, refused ids) runs on the in-process worker, with the same
+worker middleware, from ``tests/workers/ext_worker.py``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ from isolated_workers import (
     WorkerClient,
     open_worker,
 )
+from isolated_workers.testing import open_in_process_worker
+from tests._util import GUARD
+from tests.workers import echo_handlers
+from tests.workers.ext_worker import doubling_middleware, worker_middleware
 from tests.workers.messages import (
     Echo,
     Echoed,
@@ -36,8 +43,6 @@ from tests.workers.messages import (
     Remember,
     SeenMeta,
 )
-
-GUARD = 30
 
 
 @asynccontextmanager
@@ -54,6 +59,22 @@ async def ext_worker(
         backend=worker_backend,
         startup_data={"middleware": worker_middleware},
         middleware=middleware,
+        **options,
+    ) as client:
+        yield client
+
+
+@asynccontextmanager
+async def in_process(
+    *, middleware: Sequence[Middleware] = (), **options: Any
+) -> AsyncGenerator[WorkerClient]:
+    """The plain handlers with ext_worker's middleware, in the test's process."""
+    echo_handlers.reset()
+    async with open_in_process_worker(
+        Messages,
+        echo_handlers.HANDLERS,
+        middleware=middleware,
+        worker_middleware=[worker_middleware, doubling_middleware],
         **options,
     ) as client:
         yield client
@@ -117,9 +138,7 @@ async def test_middleware_may_replace_payloads(
             assert await client.send(Guarded(4)) == 100
 
 
-async def test_async_host_middleware(
-    anyio_backend: object, worker_backend: str
-) -> None:
+async def test_async_host_middleware(anyio_backend: object) -> None:
     """Coroutine functions are awaited, in both directions."""
     seen: list[str] = []
 
@@ -129,19 +148,19 @@ async def test_async_host_middleware(
         return None
 
     with anyio.fail_after(GUARD):
-        async with ext_worker(worker_backend, middleware=[host]) as client:
+        async with in_process(middleware=[host]) as client:
             assert await client.send(Guarded(3)) == 6
             await client.send(Remember(1))
     assert seen == ["outgoing request", "incoming result", "outgoing notification"]
 
 
 async def test_worker_middleware_raising_fails_that_request_only(
-    anyio_backend: object, worker_backend: str
+    anyio_backend: object,
 ) -> None:
     """The worker's middleware refuses one request: that caller gets the error,
     a request in flight alongside it and later ones are unaffected."""
     with anyio.fail_after(GUARD):
-        async with ext_worker(worker_backend) as client:
+        async with in_process() as client:
             results: dict[str, object] = {}
 
             async def good() -> None:
@@ -164,7 +183,7 @@ async def test_worker_middleware_raising_fails_that_request_only(
 
 
 async def test_host_middleware_raising_outgoing_writes_nothing(
-    anyio_backend: object, worker_backend: str
+    anyio_backend: object,
 ) -> None:
     """An outgoing middleware that raises fails that send with its own error;
     nothing reaches the worker and the connection lives."""
@@ -174,7 +193,7 @@ async def test_host_middleware_raising_outgoing_writes_nothing(
             raise LookupError("unlucky note")
 
     with anyio.fail_after(GUARD):
-        async with ext_worker(worker_backend, middleware=[refuse_notes]) as client:
+        async with in_process(middleware=[refuse_notes]) as client:
             await client.send(Remember(1))
             with pytest.raises(LookupError, match="unlucky note"):
                 await client.send(Remember(13))
@@ -183,7 +202,7 @@ async def test_host_middleware_raising_outgoing_writes_nothing(
 
 
 async def test_host_middleware_raising_incoming_fails_that_call_only(
-    anyio_backend: object, worker_backend: str
+    anyio_backend: object,
 ) -> None:
     """An incoming middleware that raises fails the call whose reply it saw."""
 
@@ -192,15 +211,13 @@ async def test_host_middleware_raising_incoming_fails_that_call_only(
             raise ArithmeticError("the host does not like 14")
 
     with anyio.fail_after(GUARD):
-        async with ext_worker(worker_backend, middleware=[picky]) as client:
+        async with in_process(middleware=[picky]) as client:
             with pytest.raises(ArithmeticError, match="does not like 14"):
                 await client.send(Guarded(7))
             assert await client.send(Guarded(8)) == 16
 
 
-async def test_error_replies_pass_through_middleware(
-    anyio_backend: object, worker_backend: str
-) -> None:
+async def test_error_replies_pass_through_middleware(anyio_backend: object) -> None:
     """An error reply reaches host middleware as an "error" envelope whose
     payload is the RemoteError; a middleware may replace the exception."""
 
@@ -215,7 +232,7 @@ async def test_error_replies_pass_through_middleware(
         return None
 
     with anyio.fail_after(GUARD):
-        async with ext_worker(worker_backend, middleware=[translate]) as client:
+        async with in_process(middleware=[translate]) as client:
             with pytest.raises(Translated, match="kaboom"):
                 await client.send(Fail(text="kaboom"))
 
@@ -261,7 +278,7 @@ async def test_misbehaving_middleware_gets_a_clear_error(
         return None
 
     with anyio.fail_after(GUARD):
-        async with ext_worker("asyncio", middleware=[broken]) as client:
+        async with in_process(middleware=[broken]) as client:
             with pytest.raises(error):
                 await client.send(Guarded(1))
             armed[0] = False
@@ -297,7 +314,7 @@ async def test_tx_id_factory_bad_ids_are_refused(
     ValueError; nothing is written and the client keeps working."""
     answers = iter([bad, 5])
     with anyio.fail_after(GUARD):
-        async with ext_worker("asyncio", tx_id_factory=lambda: next(answers)) as client:
+        async with in_process(tx_id_factory=lambda: next(answers)) as client:
             with pytest.raises(ValueError, match="tx_id_factory returned"):
                 await client.send(Guarded(1))
             assert await client.send(Guarded(1)) == 2
@@ -309,7 +326,7 @@ async def test_tx_id_factory_duplicates_in_flight_are_refused(
     """A factory that repeats an id still in flight fails the second send."""
     with anyio.fail_after(GUARD):
         async with (
-            ext_worker("asyncio", tx_id_factory=lambda: 42) as client,
+            in_process(tx_id_factory=lambda: 42) as client,
             anyio.create_task_group() as tg,
         ):
             tg.start_soon(client.send, Hold())
@@ -320,7 +337,7 @@ async def test_tx_id_factory_duplicates_in_flight_are_refused(
 
 
 async def test_bad_input_from_one_caller_loses_nothing_of_another(
-    anyio_backend: object, worker_backend: str
+    anyio_backend: object,
 ) -> None:
     """While one caller's request is in flight, another caller's bad inputs
     each fail with a clear error, and the first request completes."""
@@ -338,7 +355,7 @@ async def test_bad_input_from_one_caller_loses_nothing_of_another(
     ]
     with anyio.fail_after(GUARD):
         async with (
-            ext_worker(worker_backend, max_frame_size=65_536) as client,
+            in_process(max_frame_size=65_536) as client,
             anyio.create_task_group() as tg,
         ):
             held: list[int] = []

@@ -329,6 +329,18 @@ def count_state(msg: CountState) -> list[int]:
     return [counted["yielded"], counted["closed"]]
 
 
+def reset() -> None:
+    """Forget every handler's state: for in-process tests, whose handlers run
+    in the test's process from one test to the next."""
+    global holding
+    remembered.clear()
+    holding = 0
+    released.clear()
+    arrivals.clear()
+    gathered.clear()
+    counted.update(yielded=0, closed=0)
+
+
 HANDLERS: dict[type, Callable[[Any], Any]] = {
     Echo: echo,
     Add: add,
