@@ -105,17 +105,20 @@ class Beacon:
 
     async def wait_for_text(self, patience: float = PATIENCE) -> str:
         """Wait until anything has arrived; return all the text so far."""
-        with anyio.fail_after(patience):
-            while not self.text:
-                await self._read()
+        await self.wait_for_lines(0, patience)
         return self.text
 
     async def wait_for_lines(self, count: int, patience: float = PATIENCE) -> list[str]:
-        """Wait until at least ``count`` complete lines have arrived."""
-        with anyio.fail_after(patience):
-            while len(self.lines) < count:
+        """Wait until at least ``count`` complete lines (with 0: any text)
+        have arrived; fail the test, saying what came, after ``patience`` s."""
+        with anyio.move_on_after(patience):
+            while len(self.lines) < count or not self.text:
                 await self._read()
-        return self.lines
+            return self.lines
+        pytest.fail(
+            f"gave up after {patience} s waiting for {count or 'any'} line(s) in "
+            f"{self.path.name}; got {self.text!r}"
+        )
 
     def close(self) -> None:
         """Unlink, then close: a worker that writes later creates a plain file
