@@ -166,11 +166,12 @@ async def start_holds(
 ) -> list[E]:
     """Start ``count`` `send_hold` in ``tg`` and wait until every handler has
     entered; the list returned fills with their ``error_type`` errors."""
-    entered = beacon("hold")
+    entered = [beacon(f"hold{i}") for i in range(count)]
     errors: list[E] = []
-    for _ in range(count):
-        tg.start_soon(send_hold, client, entered.path, error_type, errors)
-    await entered.wait_for_lines(count)
+    for each in entered:
+        tg.start_soon(send_hold, client, each.path, error_type, errors)
+    for each in entered:
+        await each.wait_for_text()
     return errors
 
 
