@@ -55,7 +55,7 @@ from isolated_workers._wire._framing import HEADER, FrameReader, Kind
 from isolated_workers._wire._handshake import host_authenticate
 from isolated_workers._wire._protocol import error_from_payload
 from isolated_workers._wire._streams import SocketStream
-from tests._util import FAULT_WORKER, HAVE_TRIO
+from tests._util import FAULT_WORKER, GUARD, HAVE_TRIO
 from tests.workers.fault_messages import (
     Act,
     Carry,
@@ -77,7 +77,6 @@ pytestmark = pytest.mark.anyio
 
 RAW_WORKER = "tests.workers.bad_input_raw_worker"
 #: The absolute deadlock guard of every test, in seconds.
-GUARD = 20
 MiB = 1024 * 1024
 #: Deep enough to exhaust the recursion limit however it is decoded.
 DEEP = 100_000

@@ -34,12 +34,12 @@ from isolated_workers._wire._streams import (
     PipeChannel,
     SocketChannel,
 )
+from tests._util import GUARD
 
 pytestmark = pytest.mark.anyio
 
 MAX = 64 * 1024 * 1024
 MiB = 1024 * 1024
-GUARD = 20
 
 
 @pytest.fixture(params=["socket", "pipe"])

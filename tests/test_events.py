@@ -12,11 +12,10 @@ import anyio
 import pytest
 
 from isolated_workers import Event, RemoteError, emit, open_worker
+from tests._util import GUARD
 from tests.workers.messages import Add, Messages, Progress, Unregistered, Work
 
 pytestmark = pytest.mark.anyio
-
-GUARD = 10
 
 
 def echo_worker(worker_backend: str, **options: Any) -> Any:

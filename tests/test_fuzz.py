@@ -66,7 +66,7 @@ from isolated_workers._wire._protocol import error_from_payload
 from isolated_workers._wire._streams import SocketStream
 from isolated_workers._worker._server import Server
 from isolated_workers._worker._session import Session
-from tests._util import HAVE_TRIO, MemoryReceive, MemorySend, RecordingStream
+from tests._util import GUARD, HAVE_TRIO, MemoryReceive, MemorySend, RecordingStream
 from tests.workers.fuzz_messages import MAX_FRAME_SIZE, Messages, make_handlers
 
 pytestmark = pytest.mark.anyio
@@ -76,7 +76,6 @@ Frame = tuple[int, int, bytes | bytearray]
 READ_SIZE = 256 * 1024  # FrameReader's read size
 U64 = 2**64 - 1
 #: Per-example deadlock guard, in seconds (generous: the machine is shared).
-GUARD = 10
 ASYNCIO_ONLY = pytest.mark.parametrize("anyio_backend", ["asyncio"])
 
 

@@ -22,10 +22,10 @@ from isolated_workers import (
     open_worker,
 )
 from isolated_workers._wire._protocol import decode_body, encode_body
+from tests._util import GUARD
 from tests.workers.ext_worker import ReversingSerializer, make_serializer
 from tests.workers.messages import Echo, Echoed, Fail, Messages
 
-GUARD = 30
 NAMES = ["json", "msgpack", "pickle", "reversed"]
 
 

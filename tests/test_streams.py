@@ -19,11 +19,10 @@ from isolated_workers import (
     open_worker,
 )
 from isolated_workers._wire._protocol import STREAM_WINDOW
+from tests._util import GUARD
 from tests.workers.messages import Add, Count, CountState, Messages, Sleep
 
 pytestmark = pytest.mark.anyio
-
-GUARD = 20
 
 
 def echo_worker(worker_backend: str = "asyncio", **options: Any) -> Any:

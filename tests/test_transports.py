@@ -31,7 +31,6 @@ from typing import Any, cast
 import anyio
 import anyio.abc
 import attrs
-import psutil
 import pytest
 
 import isolated_workers
@@ -55,7 +54,7 @@ from isolated_workers._wire._handshake import (
     host_authenticate,
 )
 from tests import _leaks
-from tests._util import Beacon, RecordingStream
+from tests._util import GUARD, Beacon, RecordingStream, wait_until
 from tests.workers.messages import (
     IMPORT_PRINT,
     Echo,
@@ -73,10 +72,6 @@ WORKER = "tests.workers.tr_worker"
 WORKERS_DIR = REPO / "tests" / "workers"
 WORKER_FILE = WORKERS_DIR / "tr_worker.py"
 IMPOSTOR_FILE = WORKERS_DIR / "tr_impostor.py"
-#: The deadlock guard of every test, in seconds.
-GUARD = 30
-#: How long a poll for an OS fact may take before the test fails.
-PATIENCE = 10.0
 MiB = 1024 * 1024
 PRIVATE_DIR = re.compile(r"isolated-workers-[a-z0-9_]{8}")
 #: A string that travels only as startup data.
@@ -97,20 +92,6 @@ def pipe_worker(
         transport=PipeTransport(),
         **options,
     )
-
-
-async def eventually(predicate: Callable[[], bool], what: str) -> None:
-    """Poll an OS fact (a file, a pid, captured output) until it holds."""
-    with anyio.move_on_after(PATIENCE):
-        while not predicate():
-            await anyio.sleep(0.005)
-        return
-    pytest.fail(f"gave up waiting for {what}")
-
-
-def gone(pid: int) -> bool:
-    """The process has exited and was reaped: not even a zombie is left."""
-    return not psutil.pid_exists(pid)
 
 
 def fd_targets() -> dict[int, str]:
@@ -230,7 +211,7 @@ async def test_pipe_worker_output_stays_off_the_protocol(
             assert written == len(lines[1]) + len(lines[2]) + 2
             assert await client.send(Echo(2, b"\n\x00")) == Echoed(2, b"\n\x00")
             view = await client.send(Look())
-            await eventually(
+            await wait_until(
                 lambda: all(line in client.captured_stderr for line in lines),
                 "the printed lines on stderr",
             )
@@ -262,7 +243,7 @@ async def test_pipe_output_flood(anyio_backend: object, worker_backend: str) -> 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(speak, client)
                 tg.start_soon(echo, client)
-            await eventually(
+            await wait_until(
                 lambda: "flood end 2" in client.captured_stderr, "the last flood"
             )
             tail = client.captured_stderr
