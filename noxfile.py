@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 
 nox.needs_version = ">=2025.2.9"  # nox.project.dependency_groups
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "typing", "tests", "docs"]
+nox.options.sessions = ["lint", "typing", "tests", "contract", "docs", "package"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 
@@ -57,23 +57,45 @@ def typing_(session: nox.Session) -> None:
     session.run("pyright", "--verifytypes", "isolated_workers", "--ignoreexternal")
 
 
-def newer_python() -> str | None:
-    """A Python 3.12+ on this machine, if there is one (pyenv's included)."""
+def find_python(minor: int) -> str | None:
+    """A Python 3.``minor`` on this machine that runs, if there is one (on the
+    PATH, or pyenv's)."""
     root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    candidates = [shutil.which(f"python3.{minor}") for minor in (13, 12)]
-    candidates += sorted(map(str, root.glob("versions/3.1[2-9]*/bin/python")))
+    candidates = [shutil.which(f"python3.{minor}")]
+    candidates += sorted(map(str, root.glob(f"versions/3.{minor}.*/bin/python")))
     for candidate in filter(None, candidates):
         if subprocess.run([candidate, "-c", ""], capture_output=True).returncode == 0:
             return candidate
     return None
 
 
+#: Where the suite runs whole: here without Trio, on a Python with eager tasks.
+NO_TRIO_PYTHON = 12
+#: The other Pythons the package claims, where the contract tests run.
+CONTRACT_PYTHONS = (13,)
+#: The tests of what crosses the process boundary, on every pairing.
+CONTRACT_TESTS = [
+    "tests/test_host.py",
+    "tests/test_client.py",
+    "tests/test_pool.py",
+    "tests/test_run_sync.py",
+    "tests/test_streams.py",
+    "tests/test_events.py",
+    "tests/test_import_light.py",
+]
+#: One test runner per core, up to four: the tests wait on workers more than
+#: they compute, and each runner has its own leak check.
+PARALLEL = ["-n", "auto", "--maxprocesses=4", "--dist=worksteal"]
+
+
 @nox.session
-@nox.parametrize(("python", "extras"), [(None, "trio"), (newer_python(), "none")])
+@nox.parametrize(
+    ("python", "extras"), [(None, "trio"), (find_python(NO_TRIO_PYTHON), "none")]
+)
 def tests(session: nox.Session, extras: str) -> None:
     """Run the test suite, with Trio installed or without it (asyncio only).
 
-    The run without Trio takes a Python 3.12+ where the machine has one: asyncio
+    The run without Trio takes Python 3.12 where the machine has one: asyncio
     there starts the tasks of async handlers eagerly, so both of the worker's
     paths are tested.
     """
@@ -87,10 +109,30 @@ def tests(session: nox.Session, extras: str) -> None:
             "import importlib.util as u, sys;"
             "sys.exit('trio is installed' if u.find_spec('trio') else 0)",
         )
-    # One test runner per core, up to four: the tests wait on workers more
-    # than they compute, and each runner has its own leak check.
-    parallel = ["-n", "auto", "--maxprocesses=4", "--dist=worksteal"]
-    session.run("python", "-m", "pytest", *parallel, *session.posargs)
+    session.run("python", "-m", "pytest", *PARALLEL, *session.posargs)
+
+
+@nox.session
+@nox.parametrize(
+    ("python", "version"),
+    [(find_python(minor), f"3.{minor}") for minor in CONTRACT_PYTHONS],
+)
+def contract(session: nox.Session, version: str) -> None:
+    """Run the contract tests on another Python the package claims; skipped,
+    saying so, where the machine does not have it."""
+    if session.python is None:
+        session.skip(f"Python {version} is not on this machine")
+    session.install(EXTRAS["trio"], *group("test"))
+    session.run("python", "-m", "pytest", *PARALLEL, *CONTRACT_TESTS, *session.posargs)
+
+
+@nox.session
+def package(session: nox.Session) -> None:
+    """Build the sdist and the wheel, and check them with twine."""
+    session.install("build", "twine")
+    outdir = session.create_tmp()
+    session.run("python", "-m", "build", "--outdir", outdir)
+    session.run("twine", "check", "--strict", *Path(outdir).glob("*"))
 
 
 @nox.session
