@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import importlib
 import importlib.resources
+import inspect
 import types
 import typing
 from typing import Any
@@ -134,3 +135,22 @@ def test_no_private_names_exported() -> None:
 def test_py_typed_ships() -> None:
     marker = importlib.resources.files("isolated_workers") / "py.typed"
     assert marker.is_file()
+
+
+def test_worker_options_are_the_options_of_open_worker() -> None:
+    """`WorkerOptions` (the ``**options`` of start_worker and open_worker_pool)
+    has every keyword argument of open_worker after ``messages``, with the same
+    types, and nothing else; the reference says so."""
+    parameters = inspect.signature(isolated_workers.open_worker).parameters
+    options = {
+        name: parameter.annotation
+        for name, parameter in parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "messages"
+    }
+    # Both are strings under ``from __future__ import annotations``: compare
+    # them as written.
+    hints = {
+        name: getattr(hint, "__forward_arg__", hint)
+        for name, hint in isolated_workers.WorkerOptions.__annotations__.items()
+    }
+    assert options == hints
