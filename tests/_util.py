@@ -154,14 +154,6 @@ async def wait_until(
     await wait_until_async(check, what, patience)
 
 
-def line_count(path: Path) -> int:
-    """Lines in the file ``path`` (0 if it does not exist yet)."""
-    try:
-        return path.read_text().count("\n")
-    except FileNotFoundError:
-        return 0
-
-
 async def wait_running(client: WorkerClient, count: int) -> None:
     """Wait until exactly ``count`` `Hold` handlers run in the worker."""
 
