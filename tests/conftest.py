@@ -4,7 +4,7 @@
   and, when it is installed, on Trio.
 - ``worker_backend``: the event loop of the worker process; a test that requests it
   covers all four host/worker pairings.
-- ``beacon``: FIFOs a worker writes to and a test awaits (see `tests._util.Beacon`).
+- ``beacon``: files a worker writes lines to and a test awaits (`tests._util.Beacon`).
 - ``check_leaks`` (autouse): fails a test that leaves fds, processes, zombies or
   socket directories behind; modules marked ``pure`` skip it.
 """
@@ -85,17 +85,9 @@ def check_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture
-def beacon(tmp_path: Path) -> Iterator[Callable[[str], Beacon]]:
-    """Make `Beacon` FIFOs by name in ``tmp_path``; all are closed afterwards."""
-    made: list[Beacon] = []
-
-    def make(name: str) -> Beacon:
-        made.append(Beacon(tmp_path / name))
-        return made[-1]
-
-    yield make
-    for each in made:
-        each.close()
+def beacon(tmp_path: Path) -> Callable[[str], Beacon]:
+    """Make `Beacon` files by name in ``tmp_path``."""
+    return lambda name: Beacon(tmp_path / name)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

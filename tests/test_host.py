@@ -3,7 +3,7 @@
 Each test runs on every host/worker pairing (``anyio_backend`` x
 ``worker_backend``), and those that exchange messages on both transports too,
 through the ``worker`` fixture, whose teardown fails a test whose worker did
-not close gracefully. Tests synchronise on beacons (FIFOs the worker writes a
+not close gracefully. Tests synchronise on beacons (files the worker writes a
 line to), handshakes and worker-side counters, never on sleeps. The worker is
 the plain one, ``tests/workers/echo.py``. The client's own logic (timeouts,
 cancellation, frame limits, error replies) is tested in process, in

@@ -154,6 +154,7 @@ async def blocked_worker(
     """
     blocked = Blocked(tmp_path / "release")
     started = Beacon(tmp_path / "release.started")
+    started.path.unlink(missing_ok=True)  # from an earlier worker of the test
 
     async def probe() -> None:
         await started.wait_for_text()  # the host listens before it spawns
@@ -168,17 +169,14 @@ async def blocked_worker(
     options.setdefault("startup_data", {"marker": MARKER})
     options.setdefault("messages", Messages)
     module = options.pop("module", "tests.workers.echo")
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(probe)
-            async with open_worker(
-                "tests.workers.sec_blocked",
-                args=[str(blocked.release_file), module],
-                **options,
-            ) as client:
-                yield client
-    finally:
-        started.close()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(probe)
+        async with open_worker(
+            "tests.workers.sec_blocked",
+            args=[str(blocked.release_file), module],
+            **options,
+        ) as client:
+            yield client
 
 
 async def read_until_closed(stream: anyio.abc.ByteStream) -> bytes:

@@ -7,8 +7,8 @@ gives; D5, D7 and D12 are rerun over pipes, with B12 and the connect timeout
 as parity checks. The worker is the plain one, launched by
 ``tests/workers/tr_worker.py`` (as a module, or as a script); the held-back
 worker ``tests/workers/sec_blocked.py`` lets a test meddle with the socket
-directory while the host is STARTING. Synchronisation is by beacons (FIFOs) and
-bounded polling of OS facts, never by sleeps.
+directory while the host is STARTING. Synchronisation is by bounded polls of
+beacons (files a worker writes) and of OS facts, never by sleeps.
 """
 
 from __future__ import annotations
@@ -160,6 +160,7 @@ async def run_held_back(
     it, then ``use`` the client. Returns the startup error, if any."""
     release = tmp_path / "release"
     started = Beacon(tmp_path / "release.started")
+    started.path.unlink(missing_ok=True)  # from an earlier worker of the test
     before = set(os.listdir(directory))
 
     async def probe() -> None:
@@ -186,7 +187,6 @@ async def run_held_back(
             return error
         finally:
             tg.cancel_scope.cancel()
-            started.close()
     return None
 
 
