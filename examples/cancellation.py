@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
+from backend_option import run
 from primes_messages import CountPrimes, Messages, WorkerConfig
 
 from isolated_workers import Timeouts, open_worker
@@ -43,4 +44,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    run(main)

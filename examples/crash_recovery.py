@@ -8,13 +8,11 @@ Run it from anywhere::
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import sys
 import tempfile
 from pathlib import Path
 
 import anyio
+from backend_option import run
 from flaky_messages import Digest, FlakyConfig, Messages, Record
 
 from isolated_workers import (
@@ -77,18 +75,7 @@ async def main(state_dir: str) -> None:
             print(f"    {line}")
 
 
-def parse_backend() -> str:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trio", action="store_true", help="run on Trio")
-    if not parser.parse_args().trio:
-        return "asyncio"
-    if importlib.util.find_spec("trio") is None:
-        sys.exit("Trio is missing: python -m pip install 'isolated-workers[trio]'")
-    return "trio"
-
-
 if __name__ == "__main__":
-    backend = parse_backend()
     # The worker's notes to itself live here, and go when the host is done.
     with tempfile.TemporaryDirectory() as state_dir:
-        anyio.run(main, state_dir, backend=backend)
+        run(main, state_dir)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import anyio
+from backend_option import run
 from primes_messages import CountPrimes, Messages, PrimeCount, WorkerConfig
 
 from isolated_workers import WorkerClient, start_worker
@@ -72,4 +73,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    run(main)

@@ -7,6 +7,7 @@ Run it from anywhere: ``python examples/functions.py``. The functions live in
 from __future__ import annotations
 
 import anyio
+from backend_option import run
 from shapes import Box, grow, slow_area
 
 from isolated_workers import open_worker_pool
@@ -24,4 +25,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    run(main)

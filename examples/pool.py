@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import anyio
+from backend_option import run
 from primes_messages import CountPrimes, Messages, PrimeCount, WorkerConfig
 
 from isolated_workers import WorkerPool, open_worker_pool
@@ -43,4 +44,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    run(main)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
+from backend_option import run
 from tracing_shared import Messages, Summarize, ZlibSerializer, trace_id, tracing
 
 from isolated_workers import (
@@ -53,4 +54,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    run(main)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -37,6 +39,36 @@ PATIENCE = 10.0
 
 WorkerBackend = Literal["asyncio", "trio"]
 FAULT_WORKER = "tests.workers.fault_worker"
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+#: The host backends every example runs on: ``example_backend`` in a test's
+#: parameters, passed on to `run_example`.
+EXAMPLE_BACKENDS = [
+    "asyncio",
+    pytest.param(
+        "trio", marks=pytest.mark.skipif(not HAVE_TRIO, reason="trio is not installed")
+    ),
+]
+
+
+def run_example(
+    tmp_path: Path, name: str, backend: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``examples/<name>`` with its host on ``backend``, from an unrelated
+    directory; check that it succeeded, and return the finished process."""
+    flags = ["--trio"] if backend == "trio" else []
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *flags, *args],
+        cwd=tmp_path,  # the examples must not depend on the working directory
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"exit code {done.returncode}\n{done.stderr}"
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
 
 
 def scale() -> int:

@@ -1,4 +1,9 @@
-"""Every script in ``examples/`` runs as a real host with real workers and says so."""
+"""Every script in ``examples/`` runs as a real host with real workers and says so.
+
+The examples of each guide are run by ``tests/test_examples_<group>.py``; this
+module runs the quick start, and checks that every example host is run on both
+backends.
+"""
 
 from __future__ import annotations
 
@@ -10,36 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from tests._util import HAVE_TRIO
+from tests._util import EXAMPLE_BACKENDS, EXAMPLES, HAVE_TRIO, run_example
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-pytestmark = pytest.mark.slow
+TESTS = Path(__file__).resolve().parent
 
 
-def run_example(tmp_path: Path, name: str, *args: str) -> str:
-    """Run ``examples/<name>`` from an unrelated directory; return its output."""
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), *args],
-        cwd=tmp_path,  # the examples must not depend on the working directory
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, f"exit code {done.returncode}\n{done.stderr}"
-    assert "Traceback" not in done.stderr, done.stderr
-    return done.stdout
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "backend",
     [
-        "asyncio",
-        pytest.param(
-            "trio",
-            marks=pytest.mark.skipif(not HAVE_TRIO, reason="trio is not installed"),
-        ),
+        *EXAMPLE_BACKENDS,
         pytest.param(
             "uvloop",
             marks=pytest.mark.skipif(
@@ -51,8 +36,11 @@ def run_example(tmp_path: Path, name: str, *args: str) -> str:
 )
 def test_quickstart(tmp_path: Path, backend: str) -> None:
     """The quick-start counts primes, catches a ValueError and closes the worker."""
-    args = [] if backend == "asyncio" else [f"--{backend}"]
-    out = run_example(tmp_path, "quickstart.py", *args)
+    # run_example passes --trio; uvloop has an option of its own.
+    if backend == "uvloop":
+        out = run_example(tmp_path, "quickstart.py", "asyncio", "--uvloop").stdout
+    else:
+        out = run_example(tmp_path, "quickstart.py", backend).stdout
     assert f"Host on {backend};" in out
     assert "primes-1 found 22,044 primes below 250,000." in out
     assert "Is 2,147,483,647 prime? True." in out
@@ -61,6 +49,7 @@ def test_quickstart(tmp_path: Path, backend: str) -> None:
     assert "3 requests, 1 error caught, worker closed." in out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(HAVE_TRIO, reason="checks the message shown without trio")
 def test_quickstart_without_trio(tmp_path: Path) -> None:
     """Asked for Trio where it is missing, the quick-start says how to get it."""
@@ -76,25 +65,35 @@ def test_quickstart_without_trio(tmp_path: Path) -> None:
     assert "isolated-workers[trio]" in done.stderr
 
 
-def test_pool(tmp_path: Path) -> None:
-    """Forty chunks sent at once spread evenly over a pool of four workers."""
-    out = run_example(tmp_path, "pool.py")
-    assert "4 workers ready" in out
-    assert "33,860 primes below 400,000, in 40 chunks." in out
-    assert "Chunks per worker: [10, 10, 10, 10]" in out
-    assert "Pool closed;" in out
+def example_hosts() -> list[str]:
+    """The examples that are hosts: scripts with a main guard that serve no worker."""
+    return sorted(
+        path.name
+        for path in EXAMPLES.glob("*.py")
+        if 'if __name__ == "__main__":' in (text := path.read_text())
+        and "run_worker(" not in text
+    )
 
 
-def test_functions(tmp_path: Path) -> None:
-    """run_sync carries an attrs argument and result, and kills a stuck call."""
-    out = run_example(tmp_path, "functions.py")
-    assert "grow(Box(3, 4), 2) = Box(width=5, height=6)" in out
-    assert "Gave up after 0.5 s" in out
-    assert "area = 1" in out
+@pytest.mark.pure
+def test_every_example_host_runs_on_both_backends() -> None:
+    """Each example host is run by a test module whose tests all take the
+    ``backend`` parameter of EXAMPLE_BACKENDS."""
+    run_by: dict[str, str] = {}
+    runs = re.compile(r'run_example\(\s*tmp_path,\s*"([\w.]+)",\s*backend')
+    for path in TESTS.glob("test_examples*.py"):
+        for name in runs.findall(path.read_text()):
+            run_by[name] = path.name
+    assert "quickstart.py" in run_by
+    assert sorted(run_by) == example_hosts()
+    for name in set(run_by.values()) - {"test_examples.py"}:
+        text = (TESTS / name).read_text()
+        assert 'pytest.mark.parametrize("backend", EXAMPLE_BACKENDS)' in text, name
 
 
+@pytest.mark.slow
 def test_testing_kit_example() -> None:
-    """The example test of host code on the in-process worker passes."""
+    """The example tests of host code (in-process and real workers) pass."""
     done = subprocess.run(
         [
             *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
@@ -108,90 +107,3 @@ def test_testing_kit_example() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert " passed" in done.stdout
-
-
-def test_fleet(tmp_path: Path) -> None:
-    """Four workers started with task_group.start split the count between them."""
-    out = run_example(tmp_path, "fleet.py")
-    assert "4 workers ready" in out
-    assert "33,860 primes below 400,000." in out
-    assert out.count("primes in [") == 4
-    if HAVE_TRIO:  # the fleet mixes event loops when it can
-        assert "(trio)" in out
-        assert "(asyncio)" in out
-    assert "Fleet closed;" in out
-
-
-def test_cancellation(tmp_path: Path) -> None:
-    """Cancelled and timed-out requests are cancelled in a worker that keeps going."""
-    out = run_example(tmp_path, "cancellation.py")
-    assert "Gave up after 0.2 s: True." in out
-    assert "Timed out: 'CountPrimes' did not complete within 0.5 s." in out
-    # Printed by the worker itself, from its handler's cancellation.
-    assert out.count("[patient] cancelled at ") == 2
-    assert "Still serving: 168 primes below 1000." in out
-
-
-@pytest.mark.parametrize(
-    "backend",
-    [
-        "asyncio",
-        pytest.param(
-            "trio",
-            marks=pytest.mark.skipif(not HAVE_TRIO, reason="trio is not installed"),
-        ),
-    ],
-)
-def test_crash_recovery(tmp_path: Path, backend: str) -> None:
-    """A crash under a Digest is retried on a new worker; one under a Record
-    fails with a WorkerCrashedError that carries the worker's last words."""
-    args = ["--trio"] if backend == "trio" else []
-    out = run_example(tmp_path, "crash_recovery.py", *args)
-    first = re.search(r"^Worker (\d+) is ready\.$", out, re.MULTILINE)
-    answered = re.search(
-        r"^Answered by worker (\d+), in place of worker (\d+)\.$", out, re.MULTILINE
-    )
-    assert first is not None, out
-    assert answered is not None, out
-    assert answered[2] == first[1] != answered[1]
-    assert "Digest of 'hello': 2cf24dba5fb0a30e" in out
-    assert "Digest of 'unlucky': e0dd5b5c9ba0c2b5" in out
-    assert "Respawns so far: 1." in out
-    assert (
-        "Record failed: Worker crashed (exit code None, signal SIGKILL) while "
-        "processing 'Record': killed by the OS or another process; out of memory "
-        "is a common cause"
-    ) in out
-    assert "reason: Exited(code=None, signal=<Signals.SIGKILL: 9>)" in out
-    assert "attempt 1 of 1" in out
-    new = answered[1]
-    assert f"    [worker {new}] recorded 'unlucky'\n" in out
-    assert f"    [worker {new}] and now the kernel kills me\n" in out
-    assert "Client state: CRASHED." in out
-    assert "Journal: ['unlucky'] (a retry would add it again)." in out
-    assert "Captured stderr, 3 lines from both workers:" in out
-    assert f"    [worker {first[1]}] digesting 'unlucky': exiting mid-way\n" in out
-
-
-def test_tracing(tmp_path: Path) -> None:
-    """Trace ids cross to the worker and back in meta; messages travel zlibbed."""
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "tracing.py")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    out = done.stdout
-    assert "880,000 chars of text travel as 2,6" in out
-    for tx, trace in (("1", "trace-a"), ("2", "trace-b")):
-        assert f"[host] outgoing request #{tx} ({trace})" in out
-        # The worker's middleware stamped its reply with the trace it adopted.
-        assert f"[host] incoming result #{tx} ({trace})" in out
-    assert "trace-a: 180,000 words, 8 distinct" in out
-    assert "trace-b: 6 words, 4 distinct" in out
-    assert "[worker] trace trace-a: 880,000 chars" in done.stderr
-    assert "[worker] trace trace-b: 18 chars" in done.stderr
-    assert out.endswith("Done.\n")
