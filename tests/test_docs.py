@@ -86,10 +86,10 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def test_docs_take_code_from_tested_files() -> None:
     """The docs show Python only through literalinclude of files that exist."""
-    for page in sorted(DOCS.glob("*.rst")):
+    for page in sorted(DOCS.rglob("*.rst")):
         text = page.read_text()
         assert ".. code-block:: python" not in text, page.name
         # No literal blocks introduced by a paragraph ending in "::" either.
         assert not re.search(r"^(?!\.\. )\S.*::$", text, re.MULTILINE), page.name
         for target in re.findall(r"^\.\. literalinclude:: (\S+)", text, re.MULTILINE):
-            assert (DOCS / target).resolve().is_file(), f"{page.name}: {target}"
+            assert (page.parent / target).resolve().is_file(), f"{page.name}: {target}"
