@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import inspect
 import re
+import shlex
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
+import attrs
 import pytest
+
+import isolated_workers
+from isolated_workers import testing
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.rst"
 DOCS = ROOT / "docs"
+EXAMPLES = ROOT / "examples"
 
 INSTALL_AND_RUN = "python -m pip install . && python examples/quickstart.py"
 TEST_COMMAND = "python -m pip install nox && python -m nox"
@@ -93,3 +101,124 @@ def test_docs_take_code_from_tested_files() -> None:
         assert not re.search(r"^(?!\.\. )\S.*::$", text, re.MULTILINE), page.name
         for target in re.findall(r"^\.\. literalinclude:: (\S+)", text, re.MULTILINE):
             assert (page.parent / target).resolve().is_file(), f"{page.name}: {target}"
+
+
+def nox_sessions() -> set[str]:
+    """The session names noxfile.py defines."""
+    text = (ROOT / "noxfile.py").read_text()
+    named = re.findall(r'@nox\.session\(name="(\w+)"\)', text)
+    plain = re.findall(r"@nox\.session\n(?:@.*\n)*def (\w+)\(", text)
+    return {*named, *plain}
+
+
+def installable() -> set[str]:
+    """What a doc may tell a reader to pip install: this project, with any of
+    its extras, and the packages its dependency groups name."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    extras = project["project"]["optional-dependencies"]
+    names = {".", "nox", "isolated-workers"}
+    names |= {f"isolated-workers[{extra}]" for extra in extras}
+    names |= {f"isolated-workers[{','.join(sorted(extras))}]"}
+    for requirements in project["dependency-groups"].values():
+        for requirement in requirements:
+            if isinstance(requirement, str):
+                names.add(re.split(r"[\s<>=;\[]", requirement)[0])
+    return names
+
+
+def check_command(command: str) -> None:
+    """Fail unless ``command`` is one of the kinds of command the docs may give,
+    and names things that exist."""
+    words = shlex.split(command, comments=True)
+    while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
+        words.pop(0)  # an environment variable for the command
+    assert words[:1] == ["python"], command
+    match words[1:]:
+        case ["-m", "pip", "install", *packages]:
+            assert packages, command
+            assert set(packages) <= installable(), command
+        case ["-m", "nox", *args]:
+            for i, arg in enumerate(args):
+                if arg == "-s":
+                    assert args[i + 1] in nox_sessions(), command
+        case ["-m", "pytest", *args]:
+            for arg in args:
+                if not arg.startswith("-"):
+                    assert (ROOT / arg.split("::")[0]).exists(), command
+        case [script, *args] if script.startswith(("examples/", "bench/")):
+            path = ROOT / script
+            assert path.is_file(), command
+            source = path.read_text()
+            if script.startswith("examples/"):
+                source += (EXAMPLES / "backend_option.py").read_text()
+            for arg in args:
+                if arg.startswith("--"):
+                    option = arg.split("=")[0]
+                    assert f'"{option}"' in source, f"{command}: {option}"
+        case _:
+            raise AssertionError(f"not a command the docs may give: {command}")
+
+
+def test_console_blocks_give_commands_that_work() -> None:
+    """Shell blocks in the docs and the README only install what exists, run
+    examples, benchmarks and tests that exist, with options they take."""
+    pages = [README, *sorted(DOCS.rglob("*.rst"))]
+    for page in pages:
+        for _, code in code_blocks(page.read_text(), "console"):
+            for line in code.splitlines():
+                for command in line.split("&&"):
+                    if command.strip():
+                        check_command(command.strip())
+
+
+def docstring_snippets() -> list[tuple[str, str]]:
+    """The literal blocks (``::``) in the docstrings of the public API and its
+    members, which the reference shows: ``(owner, code)``."""
+    public = [getattr(isolated_workers, name) for name in isolated_workers.__all__]
+    members = [m for obj in public if isinstance(obj, type) for m in vars(obj).values()]
+    snippets = []
+    for obj in [isolated_workers, *public, *members]:
+        owner = getattr(obj, "__qualname__", repr(obj))
+        doc = (inspect.getdoc(obj) or "") + "\n"
+        blocks = re.findall(r"::\n\n((?:(?:    .*)?\n)+)", doc)
+        snippets += [(owner, textwrap.dedent(block)) for block in blocks]
+    return snippets
+
+
+def test_docstring_snippets_run() -> None:
+    """Each code snippet of the API reference runs, given the names its
+    docstring speaks of."""
+    snippets = docstring_snippets()
+    assert snippets
+    for owner, code in snippets:
+
+        @attrs.frozen
+        class Resized:
+            width: int
+
+        @attrs.frozen
+        class Match:
+            line: str
+
+        @attrs.frozen
+        class Resize(isolated_workers.Request[Resized]):
+            data: bytes
+            width: int
+
+        namespace = {
+            "attrs": attrs,
+            "Resized": Resized,
+            "Match": Match,
+            "Resize": Resize,
+        }
+        namespace |= vars(isolated_workers)
+        exec(compile(code, f"<docstring of {owner}>", "exec"), namespace)
+
+
+def test_reference_documents_every_public_name() -> None:
+    """The API reference has an entry for each name the package exports, and
+    for the test kit, so that a new name cannot go undocumented."""
+    text = (DOCS / "reference.rst").read_text()
+    entries = re.findall(r"^\.\. (?:auto\w+|py:\w+):: ([\w.]+)", text, re.MULTILINE)
+    exported = [*isolated_workers.__all__, *testing.__all__]
+    assert sorted(set(exported) - set(entries)) == []

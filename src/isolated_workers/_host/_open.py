@@ -185,13 +185,12 @@ async def start_worker(
     task_status: TaskStatus[WorkerClient] = anyio.TASK_STATUS_IGNORED,
     **options: Unpack[WorkerOptions],
 ) -> None:
-    """Run a worker for as long as this task runs, for ``task_group.start``::
+    """Run a worker for as long as this task runs, for ``task_group.start``.
 
-        start = functools.partial(start_worker, "app.worker", messages=Messages)
-        client = await task_group.start(start)
-
-    It takes the options of `open_worker` (``task_group.start`` passes no
-    keyword arguments, hence ``functools.partial``). Cancelling the task
+    ``await task_group.start(functools.partial(start_worker, target,
+    messages=Messages))`` returns the worker's `WorkerClient` once it is
+    ready. It takes the options of `open_worker` (``task_group.start`` passes
+    no keyword arguments, hence ``functools.partial``). Cancelling the task
     closes the worker.
     """
     config = WorkerConfig.from_options(target, messages=messages, **options)
