@@ -71,8 +71,8 @@ def find_python(minor: int) -> str | None:
 
 #: Where the suite runs whole: here without Trio, on a Python with eager tasks.
 NO_TRIO_PYTHON = 12
-#: The other Pythons the package claims, where the contract tests run.
-CONTRACT_PYTHONS = (13,)
+#: The other Pythons the package claims, where the contract tests run with Trio.
+CONTRACT_PYTHONS = (12, 13)
 #: The tests of what crosses the process boundary, on every pairing.
 CONTRACT_TESTS = [
     "tests/test_host.py",
@@ -90,7 +90,9 @@ PARALLEL = ["-n", "auto", "--maxprocesses=4", "--dist=worksteal"]
 
 @nox.session
 @nox.parametrize(
-    ("python", "extras"), [(None, "trio"), (find_python(NO_TRIO_PYTHON), "none")]
+    ("python", "extras"),
+    [(None, "trio"), (find_python(NO_TRIO_PYTHON), "none")],
+    ids=["with-trio", f"3.{NO_TRIO_PYTHON}-without-trio"],
 )
 def tests(session: nox.Session, extras: str) -> None:
     """Run the test suite, with Trio installed or without it (asyncio only).
@@ -116,6 +118,7 @@ def tests(session: nox.Session, extras: str) -> None:
 @nox.parametrize(
     ("python", "version"),
     [(find_python(minor), f"3.{minor}") for minor in CONTRACT_PYTHONS],
+    ids=[f"3.{minor}" for minor in CONTRACT_PYTHONS],
 )
 def contract(session: nox.Session, version: str) -> None:
     """Run the contract tests on another Python the package claims; skipped,
