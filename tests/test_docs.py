@@ -222,3 +222,15 @@ def test_reference_documents_every_public_name() -> None:
     entries = re.findall(r"^\.\. (?:auto\w+|py:\w+):: ([\w.]+)", text, re.MULTILINE)
     exported = [*isolated_workers.__all__, *testing.__all__]
     assert sorted(set(exported) - set(entries)) == []
+
+
+def test_readme_links_every_page() -> None:
+    """The README links every page of the docs, by its path in the repository."""
+    links = set(re.findall(r"<(docs/[\w/.-]+\.rst)>`_", README.read_text()))
+    pages = {
+        str(page.relative_to(ROOT))
+        for page in DOCS.rglob("*.rst")
+        if page.name != "index.rst" and ":orphan:" not in page.read_text()
+    }
+    assert sorted(pages - links) == []
+    assert sorted(links - pages) == []
