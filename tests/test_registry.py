@@ -14,6 +14,7 @@ from isolated_workers import (
     MessageRegistry,
     Notification,
     Request,
+    StreamRequest,
     define_messages,
 )
 
@@ -593,6 +594,21 @@ def test_differences_see_a_change_inside_a_field_class() -> None:
     changed = source.replace("    height: int\n", "    height: float\n")
     worker = _make(changed, 2)
     assert host.differences(worker.fingerprint) == ["Resize", "SetQuality"]
+
+
+def test_differences_see_a_stream_item_type() -> None:
+    """Host and worker that disagree on what a stream yields do not connect."""
+
+    def contract(item: type) -> MessageRegistry:
+        @attrs.frozen
+        class Scan(StreamRequest[item]):  # type: ignore[valid-type]
+            pattern: str
+
+        return define_messages(Scan)
+
+    host, worker = contract(int), contract(str)
+    assert host.differences(worker.fingerprint) == ["Scan"]
+    assert contract(int).differences(host.fingerprint) == []
 
 
 def test_differences_against_an_empty_fingerprint() -> None:

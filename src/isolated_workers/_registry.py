@@ -179,7 +179,8 @@ def _resolve(tp: Any, owner: type) -> Any:
 def _describe(spec: MessageSpec) -> str:
     seen: set[type] = set()
     fields = _describe_fields(spec.cls, seen)
-    result = f"->{_type_name(spec.result_type, seen)}" if spec.kind == "request" else ""
+    answered = spec.kind in ("request", "stream")
+    result = f"->{_type_name(spec.result_type, seen)}" if answered else ""
     return f"{spec.kind}{fields}{result}"
 
 

@@ -48,6 +48,7 @@ def get_startup_data(as_type: Any = None) -> Any:
 
     Raises:
         RuntimeError: Not called in a worker process.
+        ValueError: The data does not fit ``as_type``.
     """
     data = connect().hello.get("startup_data")
     return data if as_type is None else structure(data, as_type)
