@@ -5,6 +5,8 @@
     python bench/bench.py --quick               # small counts: a smoke run
     python bench/bench.py --scenarios S2 --systems iw-asyncio,anyio-asyncio
     python bench/bench.py --scenarios S5        # pools only
+    python bench/bench.py --pinned --serializer msgpack --rounds 2 \
+        --report docs/_static/perf              # the Performance page's files
 
 S1-S4 use one worker per system; S5 uses a pool of four: ``open_worker_pool``
 and ``pool.send`` for the iw systems, ``pool.run_sync`` of a plain function for
@@ -69,8 +71,6 @@ MINIMAL_SYSTEMS = {"minimal-asyncio": "asyncio", "minimal-trio": "trio"}
 MIXED = ("iw-asyncio-trio", "iw-trio-asyncio")
 #: Systems that are pools and nothing else: they measure S5 alone.
 S5_ONLY = (*IW_RUN_SYNC_SYSTEMS, "process-pool")
-#: The peers that are Python pools: the bar of the S5 target.
-S5_PEERS = ("anyio-asyncio", "anyio-trio", "trio-parallel", "process-pool")
 ALL_SYSTEMS = (
     *IW_SYSTEMS,
     *IW_RUN_SYNC_SYSTEMS,
@@ -1116,66 +1116,27 @@ def report(summary: Result) -> str:
 
 
 def _targets(summary: Result) -> list[str]:
-    """The ratio targets of the performance spec that this run can check."""
-    systems: dict[str, Result] = summary["systems"]
+    """The ratio targets of the performance spec that this run can check (the
+    same checks as the Performance page's, from bench_report.py)."""
+    import bench_report
+
     lines: list[str] = []
-
-    def get(system: str, src: str, field: str) -> Any:
-        entry = systems.get(system, {})
-        return _cell(entry.get(src), field) if "error" not in entry else None
-
-    for iw, base in (("iw-asyncio", "anyio-asyncio"), ("iw-trio", "anyio-trio")):
-        ratio = _ratio(
-            get(iw, "S2pin", "median_us"), get(base, "S2pin", "median_us"), False
-        )
-        if ratio is not None:
-            verdict = "met" if ratio >= 1.0 else "NOT met"
-            lines.append(
-                f"  S2 pinned {iw} no slower than {base}: {ratio:.2f}x ({verdict})"
-            )
-    for iw, base, goal in (
-        ("iw-asyncio", "minimal-asyncio", 1.3),
-        ("iw-trio", "minimal-trio", 1.0),
+    found = bench_report.checks(summary)
+    pool = bench_report.best_pool(summary)
+    if pool is not None and any(
+        c.target.baseline == bench_report.BEST_POOL for c in found
     ):
-        ratio = _ratio(get(iw, "S3", "msgs_per_s"), get(base, "S3", "msgs_per_s"), True)
-        if ratio is not None:
-            verdict = "met" if ratio >= goal else "NOT met"
-            lines.append(
-                f"  S3 {iw} at least {goal:.1f}x {base}: {ratio:.2f}x ({verdict})"
-            )
-    for iw in ("iw-asyncio", "iw-trio", "iw-uvloop"):
-        ratio = _ratio(
-            get(iw, "S4", "mib_per_s"), get("mp-pipe", "S4", "mib_per_s"), True
+        lines.append(
+            f"  (S5 best Python pool peer in this run: {pool[0]}, "
+            f"{_fmt(pool[1], 'rate')} tasks/s)"
         )
-        if ratio is not None:
-            verdict = "met" if ratio >= 0.8 else "NOT met"
-            lines.append(
-                f"  S4 {iw} at least 0.8x multiprocessing.Pipe: "
-                f"{ratio:.2f}x ({verdict})"
-            )
-    # S5: against the fastest Python pool measured in this run, whichever it is.
-    peers = {
-        peer: rate
-        for peer in S5_PEERS
-        if isinstance(rate := get(peer, "S5", "tasks_per_s"), int | float)
-    }
-    if peers:
-        best = max(peers, key=peers.__getitem__)
-        s5_lines = []
-        for iw in ("iw-asyncio", "iw-trio", "iw-uvloop", *IW_RUN_SYNC_SYSTEMS):
-            ratio = _ratio(get(iw, "S5", "tasks_per_s"), peers[best], True)
-            if ratio is not None:
-                verdict = "met" if ratio >= 5.0 else "NOT met"
-                s5_lines.append(
-                    f"  S5 {iw} pool at least 5x the best Python pool peer in "
-                    f"this run: {ratio:.2f}x ({verdict})"
-                )
-        if s5_lines:
-            lines.append(
-                f"  (S5 best Python pool peer in this run: {best}, "
-                f"{_fmt(peers[best], 'rate')} tasks/s)"
-            )
-            lines += s5_lines
+    for check in found:
+        target = check.target
+        verdict = "met" if check.met else "NOT met"
+        lines.append(
+            f"  {target.scenario} {target.system} at least {target.goal:.1f}x "
+            f"{check.baseline}: {check.ratio:.2f}x ({verdict})"
+        )
     return lines
 
 
@@ -1261,6 +1222,14 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--output", default=None, help="JSON result path (default: bench/results/...)"
     )
     parser.add_argument(
+        "--report",
+        default=None,
+        metavar="PREFIX",
+        help="also write PREFIX.csv (the table), PREFIX-targets.csv, PREFIX-run.txt "
+        "and PREFIX.png (the plot; needs matplotlib), as the docs show them, "
+        "e.g. docs/_static/perf",
+    )
+    parser.add_argument(
         "--child-timeout", type=float, default=600.0, help=argparse.SUPPRESS
     )
     # Internal: the child process that measures one system.
@@ -1299,6 +1268,9 @@ def _parent_main(options: argparse.Namespace) -> int:
     import json
 
     scenarios = _parse_list(options.scenarios, SCENARIOS, "scenario")
+    if options.report and importlib.util.find_spec("matplotlib") is None:
+        # Said before the run, not after minutes of measuring.
+        raise SystemExit("--report draws its plot with matplotlib: pip install it")
     if options.systems is not None:
         systems = _parse_list(options.systems, ALL_SYSTEMS, "system")
     else:
@@ -1425,6 +1397,7 @@ def _parent_main(options: argparse.Namespace) -> int:
     )
     if options.output:
         path = options.output
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     else:
         os.makedirs(RESULTS_DIR, exist_ok=True)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -1432,6 +1405,11 @@ def _parent_main(options: argparse.Namespace) -> int:
     with open(path, "w") as file:
         json.dump(summary, file, indent=2)
     print(f"Results: {path} ({summary['elapsed_s']:.0f} s)")
+    if options.report:
+        import bench_report
+
+        written = bench_report.write_report(summary, options.report)
+        print(f"Report: {', '.join(written)}")
     return 1 if errors else 0
 
 

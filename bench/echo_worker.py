@@ -2,7 +2,7 @@
 
 Run by the host as a script (by path). Handlers are sync, the cheapest kind;
 ``--async`` on the command line makes them async (each request then runs as a
-task of the worker's task group).
+task of its own, of the backend's kind).
 """
 
 from __future__ import annotations
