@@ -63,8 +63,12 @@ async def main(state_dir: str) -> None:
                 print(f"    {line}")
 
         # Nothing was left to retry, and the default is Reject: the client
-        # stays crashed, and further sends fail at once.
+        # stays crashed, and further sends fail at once, unsent.
         print(f"Client state: {worker.state.name}.")
+        try:
+            await worker.send(Digest("hello"))
+        except WorkerCrashedError as exc:
+            print(f"A later send: {exc}")
         journal = await anyio.Path(state_dir, "journal.txt").read_text()
         print(f"Journal: {journal.splitlines()} (a retry would add it again).")
 

@@ -14,7 +14,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.parametrize("backend", EXAMPLE_BACKE
 
 def test_crash_recovery(tmp_path: Path, backend: str) -> None:
     """A crash under a Digest is retried on a new worker; one under a Record
-    fails with a WorkerCrashedError that carries the worker's last words."""
+    fails with a WorkerCrashedError that carries the worker's last words, and
+    leaves the client crashed: a later send fails at once, unsent."""
     out = run_example(tmp_path, "crash_recovery.py", backend).stdout
     first = re.search(r"^Worker (\d+) is ready\.$", out, re.MULTILINE)
     answered = re.search(
@@ -37,6 +38,10 @@ def test_crash_recovery(tmp_path: Path, backend: str) -> None:
     assert f"    [worker {new}] recorded 'unlucky'\n" in out
     assert f"    [worker {new}] and now the kernel kills me\n" in out
     assert "Client state: CRASHED." in out
+    assert (
+        "A later send: Worker crashed earlier (exit code None, signal SIGKILL); "
+        "'Digest' was not sent\n"
+    ) in out
     assert "Journal: ['unlucky'] (a retry would add it again)." in out
     assert "Captured stderr, 3 lines from both workers:" in out
     assert f"    [worker {first[1]}] digesting 'unlucky': exiting mid-way\n" in out
