@@ -103,3 +103,21 @@ def test_each_side_imports_only_the_shared_code() -> None:
                 if isinstance(node, ast.ImportFrom) and node.module:
                     top = node.module.removeprefix("isolated_workers.").split(".")[0]
                     assert top not in foreign, f"{side}/{module.name} imports {top}"
+
+
+def test_without_posix_signals_the_package_imports_and_says_so() -> None:
+    """Where the POSIX-only signals are missing (Windows), the package still
+    imports, and `open_worker` says it runs on POSIX only."""
+    code = (
+        "import signal, sys, anyio, anyio._backends._asyncio;"
+        "[delattr(signal, n) for n in ('SIGKILL', 'SIGUSR1') if hasattr(signal, n)];"
+        "sys.platform = 'win32';"
+        "import isolated_workers as iw;"
+        "messages = iw.define_messages();"
+        "\nasync def main():"
+        "\n    try:"
+        "\n        async with iw.open_worker('w.py', messages=messages): pass"
+        "\n    except NotImplementedError as exc: return str(exc)"
+        "\nprint(repr(anyio.run(main)))"
+    )
+    assert python(code) == "isolated-workers runs on POSIX systems only for now"

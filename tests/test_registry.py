@@ -231,6 +231,18 @@ def test_rejects_field_type_that_cannot_be_carried() -> None:
         define_messages(Complex)
 
 
+def test_rejects_dict_keys_other_than_str() -> None:
+    """JSON would hand the worker string keys, and msgpack fail at run time:
+    the contract refuses such a field at once."""
+
+    @attrs.frozen
+    class IntKeys(Notification):
+        names: dict[int, str]
+
+    with pytest.raises(TypeError, match=r"IntKeys: .*str keys only.*dict\[int, str\]"):
+        define_messages(IntKeys)
+
+
 def test_rejects_result_type_that_cannot_be_carried() -> None:
     @attrs.frozen
     class Setty(Request[set[int]]):

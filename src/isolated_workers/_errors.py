@@ -99,11 +99,17 @@ class ConnectionClosed:
 
 ShutdownReason = Exited | ConnectionLost | ConnectionClosed
 
+# By name: Windows has no SIGKILL, and the package must import there to say
+# that it does not run there.
 _SIGNAL_HINTS: dict[signal.Signals | None, str] = {
-    signal.SIGKILL: "killed by the OS or another process; "
-    "out of memory is a common cause",
-    signal.SIGSEGV: "segmentation fault, usually in C code or an extension module",
-    signal.SIGABRT: "aborted, usually by a failed assertion in C code",
+    getattr(signal, name): hint
+    for name, hint in {
+        "SIGKILL": "killed by the OS or another process; "
+        "out of memory is a common cause",
+        "SIGSEGV": "segmentation fault, usually in C code or an extension module",
+        "SIGABRT": "aborted, usually by a failed assertion in C code",
+    }.items()
+    if hasattr(signal, name)
 }
 
 

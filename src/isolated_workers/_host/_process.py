@@ -55,7 +55,7 @@ async def spawn(
         ) from exc
 
 
-def signal_group(pid: int, sig: signal.Signals = signal.SIGKILL) -> None:
+def signal_group(pid: int, sig: signal.Signals) -> None:
     """Signal the worker's process group: it and anything it started.
 
     The group outlives its reaped leader while any member lives, so this also

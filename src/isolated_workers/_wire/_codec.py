@@ -159,6 +159,11 @@ def _build(tp: Any) -> Structurer:
     if origin is tuple:
         return _tuple(args)
     if origin in (dict, Mapping):
+        if args and args[0] not in (str, Any):
+            # JSON would turn the keys into strings, and msgpack refuse them.
+            raise TypeError(
+                f"isolated-workers carries dicts with str keys only, not {tp!r}"
+            )
         return _dict(args[1] if len(args) == 2 else Any)
     if origin is typing.Annotated:
         return structurer_for(args[0])
