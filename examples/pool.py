@@ -1,6 +1,7 @@
 """A pool of workers sharing many jobs: the pool picks the least busy worker.
 
-Run it from anywhere: ``python examples/pool.py``.
+Run it from anywhere: ``python examples/pool.py`` (add ``--trio`` to run it
+on Trio).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import anyio
 from backend_option import run
-from primes_messages import CountPrimes, Messages, PrimeCount, WorkerConfig
+from primes_messages import CountPrimes, IsPrime, Messages, PrimeCount, WorkerConfig
 
 from isolated_workers import WorkerPool, open_worker_pool
 
@@ -40,6 +41,10 @@ async def main() -> None:
         total = sum(r.count for r in results)
         print(f"{total:,} primes below {LIMIT:,}, in {len(results)} chunks.")
         print("Chunks per worker:", [s.completed for s in pool.stats])
+
+        # One request to every worker, each answering it: in the order of
+        # pool.workers.
+        print("Every worker agrees:", await pool.broadcast(IsPrime(2**31 - 1)))
     print(f"Pool closed; {time.perf_counter() - started:.1f} s in all.")
 
 

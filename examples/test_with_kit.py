@@ -1,18 +1,28 @@
-"""Testing host code without a worker process: ``open_in_process_worker``.
+"""Testing code that uses workers: handlers alone, host code on the in-process
+worker, timeouts on a virtual clock, and the real worker with a leak check.
 
-Run it with ``python -m pytest examples/test_with_kit.py`` (it needs pytest and
-AnyIO's pytest plugin, which AnyIO installs).
+Run it with ``python -m pytest examples/test_with_kit.py`` (it needs pytest,
+and AnyIO's pytest plugin, which comes with AnyIO; the leak check needs
+psutil). Every async test runs on asyncio, and on Trio where it is installed.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+
+# The examples' own modules sit beside this file. This repository's pytest
+# settings (--import-mode=importlib) do not put a test's directory on
+# sys.path, so the file does, for any directory pytest is run from.
+sys.path.insert(0, str(Path(__file__).parent))
+
 from primes_messages import CountPrimes, IsPrime, Messages, PrimeCount, WorkerConfig
 
 from isolated_workers import WorkerClient, WorkerTimeoutError, open_worker
@@ -21,6 +31,18 @@ from isolated_workers.testing import open_in_process_worker
 pytestmark = pytest.mark.anyio
 
 WORKER = Path(__file__).with_name("primes_worker.py")
+HAVE_TRIO = importlib.util.find_spec("trio") is not None
+NO_TRIO = pytest.mark.skipif(not HAVE_TRIO, reason="trio is not installed")
+
+
+@pytest.fixture(params=["asyncio", pytest.param("trio", marks=NO_TRIO)])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """The event loop each async test runs on: both, one after the other."""
+    backend: str = request.param
+    return backend
+
+
+# --- the host code under test, and stand-ins for the worker's handlers ------
 
 
 async def twin_primes_below(worker: WorkerClient, limit: int) -> int:
@@ -41,7 +63,20 @@ def count_primes(msg: CountPrimes) -> PrimeCount:
     return PrimeCount(msg.start, msg.below, count, "in-process")
 
 
+# --- 1. handlers are functions ----------------------------------------------
+
+
+def test_handlers_are_plain_functions() -> None:
+    """A handler needs no worker at all: call it."""
+    assert is_prime(IsPrime(97))
+    assert count_primes(CountPrimes(below=10)).count == 4
+
+
+# --- 2. host code, on the in-process worker ---------------------------------
+
+
 async def test_twin_primes() -> None:
+    """The host code against the stand-ins, served in this event loop."""
     handlers: dict[type, Callable[[Any], Any]] = {
         IsPrime: is_prime,
         CountPrimes: count_primes,
@@ -51,35 +86,57 @@ async def test_twin_primes() -> None:
             assert await twin_primes_below(worker, 100) == 8
 
 
-def test_handlers_are_plain_functions() -> None:
-    """A handler needs no worker at all: call it."""
-    assert is_prime(IsPrime(97))
-    assert count_primes(CountPrimes(below=10)).count == 4
+# --- 3. timeouts, on Trio's virtual clock -----------------------------------
 
 
-def test_a_stuck_worker_times_out_at_once_on_a_virtual_clock() -> None:
-    """On Trio's autojump clock, a 30 s timeout passes as soon as every task
-    waits: the test checks the timeout's handling without waiting for it."""
-    trio = pytest.importorskip("trio")
+def trio_on_autojump_clock() -> Any:
+    """An ``anyio_backend`` value: Trio, on a clock that jumps to the next
+    deadline whenever every task waits."""
+    if not HAVE_TRIO:
+        return pytest.param("trio", marks=NO_TRIO)
     from trio.testing import MockClock
+
+    clock = MockClock(autojump_threshold=0)
+    return pytest.param(("trio", {"clock": clock}), id="trio-autojump")
+
+
+@pytest.mark.parametrize("anyio_backend", [trio_on_autojump_clock()])
+async def test_a_stuck_worker_times_out_at_once_on_a_virtual_clock() -> None:
+    """A 30 s timeout passes as soon as every task waits: the test checks how
+    the timeout is handled without waiting for it."""
 
     async def stuck(msg: IsPrime) -> bool:
         await anyio.sleep_forever()
         raise AssertionError("unreachable")
 
-    async def main() -> None:
-        handlers: dict[type, Callable[[Any], Any]] = {
-            IsPrime: stuck,
-            CountPrimes: count_primes,
-        }
-        async with open_in_process_worker(Messages, handlers, timeouts=30) as worker:
-            with pytest.raises(WorkerTimeoutError):
-                await worker.send(IsPrime(7))
-            assert trio.current_time() >= 30  # virtual seconds
-
-    trio.run(main, clock=MockClock(autojump_threshold=0))
+    handlers: dict[type, Callable[[Any], Any]] = {
+        IsPrime: stuck,
+        CountPrimes: count_primes,
+    }
+    async with open_in_process_worker(Messages, handlers, timeouts=30) as worker:
+        started = anyio.current_time()
+        with pytest.raises(WorkerTimeoutError):
+            await worker.send(IsPrime(7))
+        assert anyio.current_time() - started >= 30  # virtual seconds
 
 
+# --- 4. the real worker, and nothing left behind ----------------------------
+
+
+@pytest.fixture
+def nothing_left_behind() -> Iterator[None]:
+    """Fail the test if it leaves a child process (a zombie too) or an open
+    file descriptor behind. Needs psutil; POSIX only, like the library."""
+    psutil = pytest.importorskip("psutil")
+    this = psutil.Process()
+    processes, fds = set(this.children(recursive=True)), this.num_fds()
+    yield
+    left = set(this.children(recursive=True)) - processes
+    assert not left, f"the test left processes behind: {left}"
+    assert this.num_fds() == fds, f"{this.num_fds() - fds} more open fds"
+
+
+@pytest.mark.usefixtures("nothing_left_behind")
 async def test_the_real_worker_answers_and_is_gone_after() -> None:
     """The contract with the real worker process, as CI would run it: under a
     deadline, and with the process reaped once the block is left."""
