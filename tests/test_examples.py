@@ -93,10 +93,11 @@ def test_every_example_host_runs_on_both_backends() -> None:
 
 @pytest.mark.slow
 def test_testing_kit_example() -> None:
-    """The example tests of host code (in-process and real workers) pass."""
+    """The example tests of host code (in-process and real workers) pass, on
+    both backends."""
     done = subprocess.run(
         [
-            *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
+            *(sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider"),
             *("--rootdir", str(EXAMPLES), str(EXAMPLES / "test_with_kit.py")),
         ],
         cwd=EXAMPLES,
@@ -106,4 +107,8 @@ def test_testing_kit_example() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert " passed" in done.stdout
+    real = "test_the_real_worker_answers_and_is_gone_after"
+    assert f"{real}[asyncio] PASSED" in done.stdout
+    if HAVE_TRIO:
+        assert f"{real}[trio] PASSED" in done.stdout
+        assert "[trio-autojump] PASSED" in done.stdout
