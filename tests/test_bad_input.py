@@ -53,13 +53,14 @@ from isolated_workers._util import DEFAULT_MAX_FRAME_SIZE, json_dumps
 from isolated_workers._wire._bootstrap import BOOTSTRAP_ENV, write_bootstrap
 from isolated_workers._wire._framing import HEADER, FrameReader, Kind
 from isolated_workers._wire._handshake import host_authenticate
-from isolated_workers._wire._protocol import error_from_payload
+from isolated_workers._wire._protocol import STREAM_WINDOW, error_from_payload
 from isolated_workers._wire._streams import SocketStream
 from tests._util import FAULT_WORKER, GUARD, HAVE_TRIO
 from tests.workers.fault_messages import (
     Act,
     Carry,
     Faults,
+    Flood,
     Flush,
     Frames,
     Grow,
@@ -623,6 +624,30 @@ async def test_c7_late_and_stray_replies_are_dropped(anyio_backend: object) -> N
             ids += [await client.send(Tx()) for _ in range(5)]
             assert ids == sorted(set(ids))  # increasing: never reused
             await assert_raw_serving(client, pid)
+
+
+async def test_c17_a_stream_past_its_window_fails_and_the_worker_serves_on(
+    anyio_backend: object,
+) -> None:
+    """C17 (flow control; beyond the specification's list): a worker that
+    sends a stream's items without waiting for credit gets no more of the
+    host's memory than the window. The stream yields the items the window
+    allowed, then fails with ProtocolError; the worker is told to stop; the
+    rest counts as late; the connection serves on."""
+    with anyio.fail_after(GUARD):
+        async with raw_worker() as client:
+            pid = client.pid
+            async with client.stream(Flood(STREAM_WINDOW + 5)) as items:
+                for expected in range(STREAM_WINDOW):
+                    assert await anext(items) == expected
+                with pytest.raises(ProtocolError, match="past its window"):
+                    await anext(items)
+            await assert_raw_serving(client, pid)
+            assert (
+                client.late_replies == 4 + 1
+            )  # the items after the one refused, the end
+            report = json.loads(await client.send(Flush()))
+            assert len(report["cancelled"]) == 1  # the host withdrew the stream
 
 
 # --- C8 unknown message types ---------------------------------------------------------

@@ -6,6 +6,8 @@ and answers each request with frames it builds itself:
 
 - `Tx`: the request's tx id. `Frames`: how many frames it has received so far,
   this one included. `Grow(depth)`: a `Node` chain ``depth`` deep.
+- `Flood(count)`: a stream of ``count`` items sent at once, ignoring the
+  window, then its end.
 - `Flush`: ``"late"`` for every request held so far, then JSON text
   ``{"held": [tx...], "cancelled": [tx...], "tx": tx}``.
 - `Act(action, text, size)`, by ``action``:
@@ -153,6 +155,12 @@ def serve() -> None:
             return
         if kind == Kind.CANCEL:
             cancelled.append(tx)
+        if kind == Kind.STREAM:
+            name, payload, _ = json.loads(data)
+            items = (
+                frame(Kind.ITEM, tx, body(name, i)) for i in range(payload["count"])
+            )
+            sock.sendall(b"".join(items) + result(tx, None, name))
         if kind != Kind.REQUEST:
             continue
         name, payload, _ = json.loads(data)

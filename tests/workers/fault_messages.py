@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from isolated_workers import Request, define_messages
+from isolated_workers import Request, StreamRequest, define_messages
 from tests.workers.messages import Messages
 
 
@@ -172,4 +172,12 @@ class Flush(Request[str]):
     """Answered after the fake worker answers the requests it held."""
 
 
-RawFaults = define_messages(Act, Grow, Tx, Frames, Flush)
+@attrs.frozen
+class Flood(StreamRequest[int]):
+    """Answered with ``count`` items at once, whatever credit the host grants,
+    then the end of the stream."""
+
+    count: int
+
+
+RawFaults = define_messages(Act, Grow, Tx, Frames, Flush, Flood)

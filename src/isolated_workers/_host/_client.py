@@ -618,10 +618,20 @@ class WorkerClient:
             return
         items = self._streams.get(tx) if link is self._link else None
         if items is not None and kind in (Kind.ITEM, Kind.RESULT, Kind.ERROR):
-            if kind == Kind.ITEM:
-                items.push(body)
+            if kind == Kind.ITEM and items.push(body):
                 return
             del self._streams[tx]
+            if kind == Kind.ITEM:
+                # Its memory is the host's: the stream fails and the worker is
+                # told to stop; the rest of its items count as late.
+                link.post((encode_frame(Kind.CANCEL, tx, b"", self._max),))
+                items.end(
+                    ProtocolError(
+                        f"the worker sent items of {items.name!r} faster than "
+                        "they were taken, past its window"
+                    )
+                )
+                return
             self._idle_crashes = 0
             error: BaseException | None = None
             if kind == Kind.ERROR:

@@ -86,9 +86,16 @@ class ItemStream(Generic[T]):
 
     # --- called by the client as frames come: never raise -----------------
 
-    def push(self, body: bytes | bytearray) -> None:
+    def push(self, body: bytes | bytearray) -> bool:
+        """Keep an item; `False` if the worker sent more than it was granted."""
+        # Each item the worker has sent and the host not yet paid for with a
+        # CREDIT frame is buffered or counted in _taken: a worker that keeps
+        # to its window never has more than STREAM_WINDOW of them.
+        if len(self._bodies) + self._taken >= STREAM_WINDOW:
+            return False
         self._bodies.append(body)
         self._wake.set()
+        return True
 
     def end(self, error: BaseException | None = None) -> None:
         """The worker is done (``error``: it failed, or was lost)."""
