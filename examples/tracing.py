@@ -1,5 +1,5 @@
-"""Middleware and a custom serializer: trace ids cross the process boundary,
-and messages travel compressed.
+"""Middleware that traces: a trace id crosses to the worker with each request,
+and comes back with its reply.
 
 Run it from anywhere::
 
@@ -12,15 +12,9 @@ from pathlib import Path
 
 import anyio
 from backend_option import run
-from tracing_shared import Messages, Summarize, ZlibSerializer, trace_id, tracing
+from tracing_shared import Messages, Summarize, trace_id, tracing
 
-from isolated_workers import (
-    Direction,
-    Envelope,
-    JsonSerializer,
-    WorkerClient,
-    open_worker,
-)
+from isolated_workers import Direction, Envelope, WorkerClient, open_worker
 
 WORKER = Path(__file__).with_name("tracing_worker.py")
 
@@ -37,16 +31,12 @@ async def summarize(worker: WorkerClient, text: str, trace: str) -> None:
 
 
 async def main() -> None:
-    serializer = ZlibSerializer(JsonSerializer())
     async with open_worker(
         WORKER,
         messages=Messages,
-        serializer=serializer,
         middleware=[tracing, log],  # in this order, both ways
     ) as worker:
         text = "the quick brown fox jumps over the lazy dog " * 20_000
-        size = len(serializer.dumps(text))
-        print(f"{len(text):,} chars of text travel as {size:,} bytes.")
         async with anyio.create_task_group() as tg:
             tg.start_soon(summarize, worker, text, "trace-a")
             tg.start_soon(summarize, worker, "to be or not to be", "trace-b")

@@ -1,11 +1,9 @@
-"""What the host and the worker of tracing.py share: the messages, a
-compressing serializer and a middleware that carries a trace id."""
+"""What the host and the worker of tracing.py share: the messages, and a
+middleware that carries a trace id across the process boundary."""
 
 from __future__ import annotations
 
 import contextvars
-import zlib
-from typing import Any
 
 import attrs
 
@@ -13,7 +11,6 @@ from isolated_workers import (
     Direction,
     Envelope,
     Request,
-    Serializer,
     define_messages,
 )
 
@@ -25,26 +22,6 @@ class Summarize(Request[str]):
 
 Messages = define_messages(Summarize)
 
-
-class ZlibSerializer(Serializer):
-    """Compresses what another serializer makes."""
-
-    def __init__(self, inner: Serializer, *, limit: int = 64 * 1024 * 1024) -> None:
-        self.inner = inner
-        self.limit = limit  # a small frame must not inflate without bound
-        self.name = f"zlib+{inner.name}"  # both sides must wrap alike
-
-    def dumps(self, obj: Any) -> bytes:
-        return zlib.compress(self.inner.dumps(obj))
-
-    def loads(self, data: bytes) -> Any:
-        inflater = zlib.decompressobj()
-        plain = inflater.decompress(data, self.limit)
-        if inflater.unconsumed_tail:
-            raise ValueError(f"message inflates beyond {self.limit} bytes")
-        return self.inner.loads(plain)
-
-
 #: The trace id of the work in progress, in the host's task or the worker's.
 trace_id: contextvars.ContextVar[str] = contextvars.ContextVar("trace_id", default="-")
 
@@ -53,6 +30,7 @@ def tracing(envelope: Envelope, direction: Direction) -> Envelope | None:
     """Send the current trace id with every message; adopt the one received."""
     if direction == "outgoing":
         return attrs.evolve(envelope, meta={**envelope.meta, "trace": trace_id.get()})
-    if "trace" in envelope.meta:
-        trace_id.set(envelope.meta["trace"])
+    # Set it even when the message has none, so that no trace id is left
+    # over from an earlier message handled in the same task.
+    trace_id.set(envelope.meta.get("trace", "-"))
     return None

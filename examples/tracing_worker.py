@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from tracing_shared import Messages, Summarize, ZlibSerializer, trace_id, tracing
+from tracing_shared import Messages, Summarize, trace_id, tracing
 
-from isolated_workers import JsonSerializer, run_worker
+from isolated_workers import run_worker
 
 
 async def summarize(msg: Summarize) -> str:
@@ -17,9 +17,4 @@ async def summarize(msg: Summarize) -> str:
 
 
 if __name__ == "__main__":
-    run_worker(
-        Messages,
-        {Summarize: summarize},
-        middleware=[tracing],
-        serializer=ZlibSerializer(JsonSerializer()),
-    )
+    run_worker(Messages, {Summarize: summarize}, middleware=[tracing])
