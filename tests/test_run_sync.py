@@ -56,6 +56,14 @@ async def test_arguments_and_result_follow_the_annotations() -> None:
             assert await pool.run_sync(shift, Point(1, 2), 3, 4) == Point(8, 2)
 
 
+async def test_a_built_in_without_a_signature_runs() -> None:
+    """``max`` has no signature to read annotations from: its arguments go as
+    they are."""
+    with anyio.fail_after(GUARD):
+        async with open_worker_pool(size=1) as pool:
+            assert await pool.run_sync(max, 3, 9, 4) == 9
+
+
 async def test_the_functions_own_error_comes_back() -> None:
     with anyio.fail_after(GUARD):
         async with open_worker_pool(size=1) as pool:

@@ -122,7 +122,11 @@ def argument_structurers(
     hints = _hints(function)
     positional: list[Structurer | None] = []
     rest: Structurer | None = None
-    for parameter in inspect.signature(function).parameters.values():
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # some built-ins have none: args stay plain
+        return positional, rest
+    for parameter in parameters:
         if parameter.kind in (
             parameter.POSITIONAL_ONLY,
             parameter.POSITIONAL_OR_KEYWORD,
