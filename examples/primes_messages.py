@@ -1,5 +1,6 @@
-"""The contract shared by the host (quickstart.py, fleet.py, cancellation.py)
-and the worker (primes_worker.py): which messages exist and what they return."""
+"""The contract shared by the hosts (quickstart.py, pool.py, fleet.py,
+timeouts.py, transports.py, test_with_kit.py) and the worker (primes_worker.py):
+which messages exist and what they return."""
 
 from __future__ import annotations
 

@@ -87,7 +87,7 @@ class WorkerStats:
     completed: int
     #: Requests that raised.
     failed: int
-    #: Workers started again by the client's `Retry` policy.
+    #: Workers the client started in place of a lost one (`WorkerClient.respawns`).
     respawns: int
     #: Workers a pool started in this one's place (after a crash, or to
     #: recycle it under ``max_requests_per_worker``).
@@ -168,7 +168,8 @@ class WorkerClient:
         self._closing = False
         #: Replies that arrived for requests nobody waits for any more.
         self.late_replies: int = 0
-        #: How many times a crashed worker was replaced under a `Retry` policy.
+        #: Workers started in place of a lost one: after a crash under a
+        #: `Retry` policy, or a kill by ``run_sync(kill_on_cancel=True)``.
         self.respawns: int = 0
         self._completed = 0
         self._failed = 0

@@ -122,7 +122,8 @@ async def open_worker(
             repeat for one client: a reused id could pair a late reply with
             the wrong request.
         transport: `UnixSocketTransport` (the default on POSIX) or
-            `PipeTransport` (the default on Windows).
+            `PipeTransport` (planned as the default on Windows, which is not
+            supported yet).
         on_event: A callback, sync or async, for each `Event` class the worker
             may `emit`; it gets the event. Sync callbacks run in the order the
             events came, async ones as tasks of their own. An event with no
