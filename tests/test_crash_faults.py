@@ -49,7 +49,7 @@ from tests._util import (
     wait_running,
     wait_until,
 )
-from tests.workers.fault_messages import Die, ReplyThenDie
+from tests.workers.fault_messages import Die, DieSync, ReplyThenDie
 from tests.workers.fault_worker import REPLY_THEN_DIE_CODE
 from tests.workers.messages import Echo, Hold, Ping, Remember
 
@@ -249,6 +249,33 @@ async def test_a10_exception_escaping_the_workers_task_group(
             assert client.state is WorkerState.CRASHED
             await wait_gone(pid, patience=CRASH_LATENCY)
             await assert_refuses_sends(client)
+
+
+async def test_a9_a_sigterm_handler_of_the_workers_own_sets_the_exit_code(
+    anyio_backend: object,
+    worker_backend: str,
+    capfd: pytest.CaptureFixture[str],
+    beacon: Callable[[str], Beacon],
+) -> None:
+    """A9 (the worker's own code exits): a SIGTERM handler installed by the
+    worker that raises SystemExit(7) inside a sync handler ends the worker
+    with code 7 and no traceback, on both worker loops."""
+    sleeping = beacon("sleeping")
+    with anyio.fail_after(GUARD):
+        async with fault_worker(worker_backend) as client:
+            pid = client.pid
+            async with anyio.create_task_group() as tg:
+
+                async def terminate_when_sleeping() -> None:
+                    await sleeping.wait_for_text()
+                    os.kill(pid, signal.SIGTERM)
+
+                tg.start_soon(terminate_when_sleeping)
+                with pytest.raises(WorkerCrashedError) as info:
+                    await client.send(DieSync("term_exits_sleeping", str(sleeping)))
+            assert info.value.reason == Exited(code=7, signal=None)
+            await wait_gone(pid, patience=CRASH_LATENCY)
+    assert "Traceback" not in capfd.readouterr().err
 
 
 # --- A14: hung in C, ignoring SIGTERM ------------------------------------------

@@ -49,6 +49,15 @@ class Die(Request[None]):
 
 
 @attrs.frozen
+class DieSync(Request[None]):
+    """Sync handler: fails as `Die` does, from the worker's read callback
+    rather than from a task."""
+
+    how: str
+    marker: str = ""
+
+
+@attrs.frozen
 class ReplyThenDie(Request[bytes]):
     """Sync handler: answers ``size`` bytes, then the worker exits with code 17
     once the reply is written."""
@@ -128,6 +137,7 @@ Faults = define_messages(
     Seen,
     Gated,
     Die,
+    DieSync,
     ReplyThenDie,
     Allocate,
     Say,

@@ -43,6 +43,7 @@ from tests.workers.fault_messages import (
     Allocate,
     Carry,
     Die,
+    DieSync,
     Faults,
     Gated,
     Nest,
@@ -258,6 +259,18 @@ def _ignore_term_pause(marker: str) -> NoReturn:
         ctypes.CDLL(None).pause()
 
 
+def _term_exits_sleeping(marker: str) -> None:
+    """Exit with code 7 on SIGTERM, by a handler of the worker's own that
+    raises SystemExit in the middle of this sync handler's sleep."""
+
+    def on_term(signum: int, frame: object) -> NoReturn:
+        sys.exit(7)
+
+    signal.signal(signal.SIGTERM, on_term)
+    mark(marker)
+    time.sleep(60)
+
+
 def _busy(marker: str) -> NoReturn:
     """Block the event loop in pure Python."""
     mark(marker)
@@ -292,12 +305,17 @@ FAULTS: dict[str, Callable[[str], object]] = {
     "close_socket": _close_socket,
     "ignore_term_pause": _ignore_term_pause,
     "busy": _busy,
+    "term_exits_sleeping": _term_exits_sleeping,
     "bg_exit0": lambda _: _start_background(_bg_exit0),
     "bg_error": lambda _: _start_background(_bg_error),
 }
 
 
 async def die(msg: Die) -> None:
+    FAULTS[msg.how](msg.marker)
+
+
+def die_sync(msg: DieSync) -> None:
     FAULTS[msg.how](msg.marker)
 
 
@@ -310,6 +328,7 @@ HANDLERS: Mapping[type, Callable[[Any], Any]] = {
     Seen: get_seen,
     Gated: counted(gated),
     Die: counted(die),
+    DieSync: counted(die_sync),
     ReplyThenDie: counted(reply_then_die),
     Allocate: counted(allocate),
     Say: counted(say),

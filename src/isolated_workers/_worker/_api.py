@@ -100,6 +100,13 @@ def run_worker(
             backend_options=options,
         )
     except BaseExceptionGroup as group:
+        # Only what ends a process gets here (a handler's SystemExit, say),
+        # nested as deep as the task groups it crossed: unwrap it whole, so
+        # that it exits the worker as it would a plain script.
+        while len(group.exceptions) == 1 and isinstance(
+            group.exceptions[0], BaseExceptionGroup
+        ):
+            group = group.exceptions[0]
         raise_single(group)
 
 
