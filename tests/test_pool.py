@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,16 +19,25 @@ import pytest
 
 from isolated_workers import (
     Retry,
+    Timeouts,
     WorkerClient,
     WorkerClosedError,
     WorkerCrashedError,
     WorkerPool,
     WorkerStartupError,
     WorkerState,
+    WorkerTimeoutError,
     open_worker_pool,
 )
-from tests._util import FAULT_WORKER, GUARD, wait_gone, wait_running, wait_until
-from tests.workers.fault_messages import Faults
+from tests._util import (
+    FAULT_WORKER,
+    GUARD,
+    Beacon,
+    wait_gone,
+    wait_running,
+    wait_until,
+)
+from tests.workers.fault_messages import Faults, Gated
 from tests.workers.messages import Echo, Echoed, Hold, Ping
 
 pytestmark = pytest.mark.anyio
@@ -166,6 +177,39 @@ async def test_workers_are_recycled_after_max_requests_in_order() -> None:
     by_worker = [pid for _, pid in sorted(answers)]
     assert len(set(by_worker)) == 10
     assert all(by_worker[2 * i] == by_worker[2 * i + 1] for i in range(10))
+
+
+async def test_the_time_spent_in_line_counts_against_the_limit(
+    tmp_path: Path, beacon: Callable[[str], Beacon]
+) -> None:
+    """A request that waits in line for a worker has its limit counted from
+    when it was sent, not from when a worker took it: here 1.5 s in line and
+    a 2 s limit time out at about 2 s, not 3.5 s."""
+    gate = tmp_path / "gate"
+    timeouts = Timeouts(per_message={Hold: 2.0})
+
+    async def open_the_gate_later() -> None:
+        await anyio.sleep(1.5)  # the time in line, which the test is about
+        gate.touch()
+
+    with anyio.fail_after(GUARD):
+        async with (
+            pool(1, max_requests_per_worker=1, timeouts=timeouts) as workers,
+            anyio.create_task_group() as tg,
+        ):
+            # The only worker takes this one and retires: the next request
+            # waits in line for its replacement until the gate opens.
+            entered = beacon("entered")
+            tg.start_soon(workers.send, Gated(1, str(gate), str(entered)))
+            await entered.wait_for_text()
+            tg.start_soon(open_the_gate_later)
+            started = anyio.current_time()
+            with pytest.raises(WorkerTimeoutError, match="'Hold' did not"):
+                await workers.send(Hold())
+            elapsed = anyio.current_time() - started
+    # Without the wait counted, it would take 1.5 s + 2 s; the margin is for
+    # a loaded machine.
+    assert 2.0 <= elapsed < 3.0
 
 
 async def test_broadcast_reaches_every_worker_in_order() -> None:

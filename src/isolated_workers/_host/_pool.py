@@ -141,8 +141,11 @@ class WorkerPool:
         self, cls: type[Any], call: Callable[[WorkerClient], Awaitable[R]]
     ) -> R:
         slot = self._pick() if not self._line else None
+        waited = 0.0
         if slot is None:
+            started = anyio.current_time()
             slot = await self._wait_in_line(cls)
+            waited = anyio.current_time() - started
         assert slot.client is not None
         client = slot.client
         slot.in_flight += 1
@@ -150,7 +153,15 @@ class WorkerPool:
         if self._max_requests is not None and slot.sent >= self._max_requests:
             slot.retiring = True  # no more requests; replaced once drained
         try:
-            return await call(client)
+            if not waited:
+                return await call(client)
+            # The time spent in line counts against the request's limit.
+            timeout = self._config.timeouts.for_message(cls)
+            with anyio.move_on_after(timeout - waited):
+                return await call(client)
+            raise WorkerTimeoutError(
+                f"{cls.__qualname__!r} did not complete within {timeout:g} s"
+            )
         finally:
             slot.in_flight -= 1
             if slot.retiring and not slot.in_flight:
