@@ -211,6 +211,13 @@ def test_unstructure_gives_plain_data() -> None:
     }
 
 
+def test_unstructure_refuses_keys_other_than_str() -> None:
+    """Untyped data (an ``Any`` field, startup data, run_sync arguments) too:
+    JSON would turn an int key into a string without a word."""
+    with pytest.raises(TypeError, match="str keys only, not a key of type int"):
+        unstructure({"outer": {1: "a"}})
+
+
 def test_roundtrip_fields_not_in_init() -> None:
     """A field with ``init=False`` survives a round trip (it is not sent)."""
 

@@ -40,6 +40,12 @@ def unstructure(obj: Any) -> Any:
         return [unstructure(item) for item in cast("Sequence[Any]", obj)]
     if issubclass(cls, Mapping):
         mapping = cast("Mapping[Any, Any]", obj)
+        for key in mapping:
+            if not isinstance(key, str):  # JSON would turn it into a string
+                raise TypeError(
+                    "isolated-workers carries dicts with str keys only, "
+                    f"not a key of type {type(key).__name__}"
+                )
         return {key: unstructure(value) for key, value in mapping.items()}
     if issubclass(cls, enum.Enum):
         return cast("enum.Enum", obj).value
