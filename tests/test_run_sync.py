@@ -207,10 +207,15 @@ async def test_the_built_in_worker_takes_the_hosts_serializer(
             assert await pool.run_sync(shift, Point(1, 2), 3) == Point(4, 2)
 
 
-async def test_a_serializer_of_ones_own_needs_a_target() -> None:
-    class Mine(JsonSerializer):
-        name = "mine"
+@pytest.mark.parametrize("name", ["mine", "json"])
+async def test_a_serializer_of_ones_own_needs_a_target(name: str) -> None:
+    """Even one that takes a built-in's name: the built-in worker would use
+    the built-in."""
 
+    class Mine(JsonSerializer):
+        pass
+
+    Mine.name = name
     with pytest.raises(ValueError, match="library's serializers"):
         async with open_worker_pool(size=1, serializer=Mine()):
             pass

@@ -21,6 +21,12 @@ import attrs
 from ._messages import Request
 from ._registry import define_messages
 from ._wire._codec import Structurer, structurer_for
+from ._wire._serializers import (
+    JsonSerializer,
+    MsgpackSerializer,
+    PickleSerializer,
+    Serializer,
+)
 
 __all__ = [
     "BUILTIN",
@@ -37,7 +43,12 @@ __all__ = [
 GENERIC_WORKER = "isolated_workers._worker._generic"
 PATH_ENV = "ISOLATED_WORKERS_PATH"
 #: The serializers that worker can take on: the library's own, by name.
-BUILTIN_SERIALIZERS = ("json", "msgpack", "pickle")
+#: The serializers the built-in worker can take on, by name.
+BUILTIN_SERIALIZERS: dict[str, type[Serializer]] = {
+    "json": JsonSerializer,
+    "msgpack": MsgpackSerializer,
+    "pickle": PickleSerializer,
+}
 
 
 @attrs.frozen

@@ -364,7 +364,9 @@ async def open_worker_pool(
         if messages is not None:
             raise ValueError("messages need the target worker that handles them")
         serializer = options.get("serializer")
-        if serializer is not None and serializer.name not in BUILTIN_SERIALIZERS:
+        # By class: the built-in worker makes its own from the name.
+        builtin = BUILTIN_SERIALIZERS.values()
+        if serializer is not None and type(serializer) not in builtin:
             raise ValueError(
                 f"a pool without a target takes the library's serializers "
                 f"({', '.join(BUILTIN_SERIALIZERS)}), not {serializer!r}"

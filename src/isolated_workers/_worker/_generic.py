@@ -5,23 +5,11 @@ from __future__ import annotations
 import os
 import sys
 
-from .._calls import PATH_ENV
+from .._calls import BUILTIN_SERIALIZERS, PATH_ENV
 from .._registry import define_messages
-from .._wire._serializers import (
-    JsonSerializer,
-    MsgpackSerializer,
-    PickleSerializer,
-    Serializer,
-)
+from .._wire._serializers import JsonSerializer
 from ._api import run_worker
 from ._session import connect
-
-#: The serializers this worker can take on (`BUILTIN_SERIALIZERS`).
-SERIALIZERS: dict[str, type[Serializer]] = {
-    "json": JsonSerializer,
-    "msgpack": MsgpackSerializer,
-    "pickle": PickleSerializer,
-}
 
 
 def main() -> None:
@@ -29,7 +17,8 @@ def main() -> None:
     host_path = os.environ.pop(PATH_ENV, "").split(os.pathsep)
     sys.path.extend(entry for entry in host_path if entry and entry not in sys.path)
     # Whichever of the library's serializers the host chose.
-    chosen = SERIALIZERS.get(connect().hello.get("serializer", ""), JsonSerializer)
+    name = connect().hello.get("serializer", "")
+    chosen = BUILTIN_SERIALIZERS.get(name, JsonSerializer)
     run_worker(define_messages(), {}, serializer=chosen())
 
 
