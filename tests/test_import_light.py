@@ -111,12 +111,13 @@ def test_without_posix_signals_the_package_imports_and_says_so() -> None:
     code = (
         "import signal, sys, anyio, anyio._backends._asyncio;"
         "[delattr(signal, n) for n in ('SIGKILL', 'SIGUSR1') if hasattr(signal, n)];"
-        "sys.platform = 'win32';"
         "import isolated_workers as iw;"
-        "messages = iw.define_messages();"
+        "messages, open_worker = iw.define_messages(), iw.open_worker;"
+        # Only now: the standard library imports differently on Windows.
+        "sys.platform = 'win32';"
         "\nasync def main():"
         "\n    try:"
-        "\n        async with iw.open_worker('w.py', messages=messages): pass"
+        "\n        async with open_worker('w.py', messages=messages): pass"
         "\n    except NotImplementedError as exc: return str(exc)"
         "\nprint(repr(anyio.run(main)))"
     )
