@@ -10,7 +10,7 @@ import importlib.util
 import inspect
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 import anyio
 
@@ -103,11 +103,12 @@ def run_worker(
         # Only what ends a process gets here (a handler's SystemExit, say),
         # nested as deep as the task groups it crossed: unwrap it whole, so
         # that it exits the worker as it would a plain script.
-        while len(group.exceptions) == 1 and isinstance(
-            group.exceptions[0], BaseExceptionGroup
+        nested: BaseExceptionGroup[BaseException] = group
+        while len(nested.exceptions) == 1 and isinstance(
+            inner := nested.exceptions[0], BaseExceptionGroup
         ):
-            group = group.exceptions[0]
-        raise_single(group)
+            nested = cast("BaseExceptionGroup[BaseException]", inner)
+        raise_single(nested)
 
 
 async def serve_worker(
