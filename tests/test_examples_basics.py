@@ -73,8 +73,10 @@ def test_timeouts(tmp_path: Path, backend: str) -> None:
     ) in out
     assert "Gave up after 0.2 s: True." in out
     assert "The caller's limit came first: WorkerTimeoutError? False." in out
-    # Printed by the worker itself, from its handler's cancellation.
-    assert out.count("[patient] cancelled at ") == 3
+    # Printed by the worker itself, from its handler's cancellation: one per
+    # request given up, unless a loaded machine delayed one so much that it
+    # was withdrawn before its handler started.
+    assert 1 <= out.count("[patient] cancelled at ") <= 3
     assert "Gave up on the sync handler; late replies: 0." in out
     assert "Is 7 prime? True. Late replies now: 1." in out
     assert "Killed the worker stuck in slow_area; state: STARTING." in out
