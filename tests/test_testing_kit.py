@@ -149,7 +149,7 @@ async def test_run_sync_goes_through_the_middleware() -> None:
             Messages, HANDLERS, middleware=[record]
         ) as worker:
             assert await worker.run_sync(add_numbers, 1, 2) == 3
-    name = "isolated_workers.CallFunction"
+    name = "isolated_workers.run_sync"
     assert seen == [("outgoing", name), ("incoming", name)]
 
 

@@ -55,7 +55,8 @@ BUILTIN_SERIALIZERS: dict[str, type[Serializer]] = {
 class CallFunction(Request[Any]):
     """Call ``module.qualname(*args)`` in the worker; answer its result."""
 
-    message_type = "isolated_workers.CallFunction"
+    # The name errors and middleware show for a run_sync call.
+    message_type = "isolated_workers.run_sync"
 
     module: str
     qualname: str
