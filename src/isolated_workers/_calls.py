@@ -42,8 +42,7 @@ __all__ = [
 #: it the host's import path.
 GENERIC_WORKER = "isolated_workers._worker._generic"
 PATH_ENV = "ISOLATED_WORKERS_PATH"
-#: The serializers that worker can take on: the library's own, by name.
-#: The serializers the built-in worker can take on, by name.
+#: The serializers the built-in worker can take on: the library's own, by name.
 BUILTIN_SERIALIZERS: dict[str, type[Serializer]] = {
     "json": JsonSerializer,
     "msgpack": MsgpackSerializer,

@@ -14,7 +14,7 @@ import attrs
 from ._messages import Event, Notification, Request, StreamRequest
 from ._wire._codec import Structurer, structurer_for
 
-__all__ = ["MessageRegistry", "MessageSpec", "define_messages"]
+__all__ = ["MessageRegistry", "MessageSpec", "define_messages", "wire_name"]
 
 Kind = Literal["request", "notification", "event", "stream"]
 
@@ -119,14 +119,19 @@ def define_messages(*classes: type) -> MessageRegistry:
     return MessageRegistry(specs)
 
 
+def wire_name(cls: type) -> str:
+    """The name a message class travels under: its ``message_type``, else its
+    class name."""
+    name = cls.__dict__.get("message_type")  # not inherited: names must be unique
+    return name if isinstance(name, str) and name else cls.__name__
+
+
 def _spec_for(cls: object) -> MessageSpec:
     if not isinstance(cls, type) or not attrs.has(cls):
         raise TypeError(
             f"{cls!r} is not an attrs class; decorate it with @attrs.frozen"
         )
-    name = cls.__dict__.get("message_type")  # not inherited: names must be unique
-    if not isinstance(name, str) or not name:
-        name = cls.__name__
+    name = wire_name(cls)
     try:
         structure = structurer_for(cls)  # checks every type inside it too
     except TypeError as exc:

@@ -17,7 +17,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from .._calls import BUILTIN_SERIALIZERS, GENERIC_WORKER, PATH_ENV, CallFunction
 from .._errors import WorkerClosedError, WorkerStartupError, WorkerTimeoutError
 from .._messages import Notification, Request
-from .._registry import MessageRegistry, define_messages
+from .._registry import MessageRegistry, define_messages, wire_name
 from .._util import log, raise_single
 from ._client import WorkerClient, WorkerState, WorkerStats
 from ._config import WorkerConfig
@@ -160,7 +160,7 @@ class WorkerPool:
             with anyio.move_on_after(timeout - waited):
                 return await call(client)
             raise WorkerTimeoutError(
-                f"{cls.__qualname__!r} did not complete within {timeout:g} s"
+                f"{wire_name(cls)!r} did not complete within {timeout:g} s"
             )
         finally:
             slot.in_flight -= 1
@@ -211,7 +211,7 @@ class WorkerPool:
 
     async def _wait_in_line(self, cls: type[Any]) -> _Slot:
         """Wait for a ready slot behind the senders that came first."""
-        name = cls.__qualname__
+        name = wire_name(cls)
         timeout = self._config.timeouts.for_message(cls)
         turn = _Turn()
         self._line.append(turn)
