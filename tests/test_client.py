@@ -35,7 +35,6 @@ from tests.workers.echo_handlers import HANDLERS
 from tests.workers.messages import (
     Big,
     Count,
-    CustomError,
     Echo,
     Echoed,
     Fail,
@@ -93,19 +92,6 @@ class Worker:
                 self.exited.set()
             return msg.value
 
-        async def sleep(msg: Sleep) -> str:
-            await anyio.sleep(msg.seconds)
-            return "slept"
-
-        def fail(msg: Fail) -> None:
-            if msg.kind == "zero":
-                1 / 0  # noqa: B018
-            if msg.kind == "oserror":
-                raise FileNotFoundError(errno.ENOENT, msg.text)
-            if msg.kind == "custom":
-                raise CustomError(msg.text, code="E42")
-            raise ValueError(msg.text * 3000)  # "long": over a small frame limit
-
         def unused(msg: object) -> None:
             raise AssertionError(f"not served in process: {msg!r}")
 
@@ -117,8 +103,8 @@ class Worker:
             Ping: lambda msg: 0,
             Hold: hold,
             Running: lambda msg: self.holding,
-            Sleep: sleep,
-            Fail: fail,
+            Sleep: HANDLERS[Sleep],  # the plain worker's: they keep no state
+            Fail: HANDLERS[Fail],
             Big: lambda msg: b"x" * msg.size,
         }
         # No other message is sent in process; a stream handler must still be
