@@ -39,14 +39,15 @@ def unstructure(obj: Any) -> Any:
     if issubclass(cls, list | tuple):
         return [unstructure(item) for item in cast("Sequence[Any]", obj)]
     if issubclass(cls, Mapping):
-        mapping = cast("Mapping[Any, Any]", obj)
-        for key in mapping:
+        out: dict[str, Any] = {}
+        for key, value in cast("Mapping[Any, Any]", obj).items():
             if not isinstance(key, str):  # JSON would turn it into a string
                 raise TypeError(
                     "isolated-workers carries dicts with str keys only, "
                     f"not a key of type {type(key).__name__}"
                 )
-        return {key: unstructure(value) for key, value in mapping.items()}
+            out[key] = unstructure(value)
+        return out
     if issubclass(cls, enum.Enum):
         return cast("enum.Enum", obj).value
     return obj  # the serializer decides whether it can carry it
