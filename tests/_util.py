@@ -58,9 +58,13 @@ def run_example(
     """Run ``examples/<name>`` with its host on ``backend``, from an unrelated
     directory; check that it succeeded, and return the finished process."""
     flags = ["--trio"] if backend == "trio" else []
+    # Host and worker share the pipe. Unbuffered, print writes a line and its
+    # newline apart, and the two processes' lines can interleave mid-line.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / name), *flags, *args],
         cwd=tmp_path,  # the examples must not depend on the working directory
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,

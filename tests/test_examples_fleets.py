@@ -57,7 +57,9 @@ def test_streams_events(tmp_path: Path, backend: str) -> None:
     assert "The first prime above 1,000 is 1,009; no more were needed." in out
     # The host took 169 primes (1,009 is the 169th); the worker found at most a
     # window more, and one it was about to yield.
-    found = re.search(r"\[worker\] primes below 10,000,000: closed after (\d+)", out)
+    found = re.search(
+        r"^\[worker\] primes below 10,000,000: closed after (\d+)$", out, re.M
+    )
     assert found is not None, out
     assert 169 <= int(found[1]) <= 169 + STREAM_WINDOW + 1
     assert "9 primes, up to 9,999,991; then ValueError: 10,000,001 is past" in out
